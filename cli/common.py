@@ -1,0 +1,46 @@
+"""Exit statuses and small helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from config import Settings
+from worker.redis_conn import connect
+
+OK = 0
+FAILED = 1
+INVALID_INPUT = 2
+REDIS_UNAVAILABLE = 3
+
+
+class CommandError(Exception):
+    """A failure to report in one line and exit with ``status``."""
+
+    def __init__(self, message: str, status: int = FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    client = connect(settings)
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise CommandError(f"Redis is unreachable: {exc}", REDIS_UNAVAILABLE) from None
+    return client
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

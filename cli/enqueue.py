@@ -1,0 +1,70 @@
+"""``ctq enqueue comment|callback|pool-update [JSON] [--file PATH|-]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cli.common import INVALID_INPUT, REDIS_UNAVAILABLE, CommandError
+from config import Settings
+from tasks.producer import Producer, QueueUnavailable
+from tasks.registry import KINDS
+from tasks.validation import JobValidationError
+
+HELP = """Validate jobs and enqueue them, all or nothing.
+
+Input is JSON in the API's own shape: one job per line (JSONL) from --file PATH or - (stdin),
+or a single JSON argument. For comments each line is one lead, {"matching": [...],
+"addComment": "..."}; ctq packs up to 100 leads per request. Prints one job id per line
+(one per request).
+
+Exit status: 0 enqueued; 2 invalid input (one line per problem, `line N: field.path: reason`,
+nothing enqueued); 3 Redis unreachable (nothing enqueued).
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "enqueue", help="validate and enqueue jobs", description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("kind", choices=list(KINDS))
+    parser.add_argument("json", nargs="?", help="one job as a JSON object")
+    parser.add_argument("--file", "-f", metavar="PATH", help="JSONL file, or - for stdin")
+    parser.set_defaults(run=run)
+
+
+def read_input(args: argparse.Namespace) -> str:
+    if (args.json is None) == (args.file is None):
+        raise CommandError("give either a JSON argument or --file PATH|-", INVALID_INPUT)
+    if args.json is not None:
+        return str(args.json)
+    if args.file == "-":
+        return sys.stdin.read()
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}", INVALID_INPUT) from None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    text = read_input(args)
+    try:
+        producer = Producer(settings)
+    except OSError as exc:
+        raise CommandError(f"Redis is unreachable: {exc}", REDIS_UNAVAILABLE) from None
+    try:
+        job_ids = producer.from_json_lines(args.kind, text)
+    except JobValidationError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"refused: {len(exc.problems)} problem(s); nothing was enqueued", file=sys.stderr)
+        return INVALID_INPUT
+    except QueueUnavailable as exc:
+        raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
+    finally:
+        producer.close()
+    for job_id in job_ids:
+        print(job_id)
+    return 0

@@ -1,0 +1,81 @@
+"""``ctq worker``, ``ctq beat`` and ``ctq sandbox``: the long-running processes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from cli.common import CommandError
+from config import Settings
+from sandbox.server import Sandbox, SandboxHTTPServer
+from sandbox.triggers import help_text
+from worker import keys
+
+DEFAULT_SANDBOX_PORT = 8765
+SANDBOX_TOKEN_ENV = "CTQ_SANDBOX_TOKEN"
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    worker = commands.add_parser(
+        "worker", help="run a Celery worker (extra options go to `celery worker`)",
+        description="Run a Celery worker on the realtime, bulk and maintenance queues. "
+        "Any further options are passed to `celery worker` (e.g. -c 8, -Q realtime).",
+    )
+    worker.set_defaults(run=run_worker, passthrough=True)
+    beat = commands.add_parser("beat", help="run the beat scheduler")
+    beat.set_defaults(run=run_beat, passthrough=True)
+    sandbox = commands.add_parser(
+        "sandbox", help="run a local simulator of the Calltouch API",
+        description="Serve the three Calltouch endpoints on 127.0.0.1 with the documented "
+        "validation and answers, and 429 beyond --rate requests in any second per client IP. "
+        f"It accepts the token in ${SANDBOX_TOKEN_ENV} (default 'sandbox-token').\n\n"
+        + help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sandbox.add_argument("--port", type=int, default=DEFAULT_SANDBOX_PORT)
+    sandbox.add_argument("--rate", type=int, default=5, help="requests per second per IP")
+    sandbox.add_argument("--verbose", action="store_true", help="log every request")
+    sandbox.set_defaults(run=run_sandbox)
+
+
+def _celery_app(settings: Settings):  # type: ignore[no-untyped-def]
+    from worker.celery_app import create_app
+
+    return create_app(settings)
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.calltouch_site_id or settings.calltouch_token is None:
+        raise CommandError(
+            "set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN, or use `ctq up`, which starts the "
+            "sandbox when no token is set"
+        )
+    queues = ",".join((*keys.LANES, keys.MAINTENANCE))
+    argv = ["worker", "-Q", queues, "-l", "INFO", *args.extra]
+    _celery_app(settings).worker_main(argv)
+    return 0
+
+
+def run_beat(args: argparse.Namespace, settings: Settings) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schedule = str(settings.data_dir / "beat-schedule")
+    _celery_app(settings).start(["beat", "-s", schedule, "-l", "INFO", *args.extra])
+    return 0
+
+
+def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    token = os.environ.get(SANDBOX_TOKEN_ENV, "sandbox-token")
+    try:
+        server = SandboxHTTPServer(args.port, Sandbox(token, rate=args.rate), args.verbose)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    print(f"sandbox listening on {server.url} (at most {args.rate} requests/s per IP)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    sys.stdout.flush()
+    return 0

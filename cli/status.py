@@ -1,0 +1,65 @@
+"""``ctq status [JOB_ID] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cli.common import FAILED, print_json, redis_client, when
+from config import Settings
+from worker.status import job_detail, overview
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "status", help="queues and job counts, or one job",
+        description="Queue depths and job counts (queued, running, retrying, delayed, done, "
+        "dead); with JOB_ID, that job's state, attempts, last outcome and, for comments, "
+        "the result of every lead.",
+    )
+    parser.add_argument("job_id", nargs="?", metavar="JOB_ID")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    client = redis_client(settings)
+    if args.job_id is None:
+        data = overview(client)
+        print_json(data) if args.json else print(format_overview(data))
+        return 0
+    detail = job_detail(client, args.job_id)
+    if detail is None:
+        print(f"no job {args.job_id} (unknown, or expired after the retention period)")
+        return FAILED
+    print_json(detail) if args.json else print(format_job(detail))
+    return 0
+
+
+def format_overview(data: dict[str, Any]) -> str:
+    queues = "  ".join(f"{name} {depth}" for name, depth in data["queues"].items())
+    jobs = "  ".join(f"{state} {n}" for state, n in data["jobs"].items())
+    return (
+        f"queues        {queues}  (in flight {data['in_flight']})\n"
+        f"jobs          {jobs}\n"
+        f"dead letters  {data['dead_letters']}"
+    )
+
+
+def format_job(detail: dict[str, Any]) -> str:
+    lines = [
+        f"job       {detail['id']}  {detail['kind']} ({detail['lane']} lane)",
+        f"state     {detail['state']}  after {detail['attempts']} attempt(s)",
+        f"created   {when(detail['created_at'])}   updated {when(detail['updated_at'])}",
+    ]
+    last = detail.get("last")
+    if last:
+        code = f" code {last['code']}" if last.get("code") is not None else ""
+        http = f" HTTP {last['http_status']}" if last.get("http_status") else ""
+        lines.append(f"last      {last['outcome']} ({last['reason']}){http}{code} {last['message']}".rstrip())
+    for index, lead in enumerate(detail.get("lead_results") or []):
+        matched = lead.get("callId") and f"call {lead['callId']}" or (
+            lead.get("requestId") and f"request {lead['requestId']}") or ""
+        outcome = f"commented {matched}".rstrip() if lead["commented"] else f"error: {lead['error']}"
+        lines.append(f"lead {index:<4} {outcome}")
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""The one settings class. Names are a contract (see README, "Configuration")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import limits
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """ctq's configuration, read from the environment and an optional ``.env`` file.
+
+    Built once at start-up and passed in; library code never reads the environment itself.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
+
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    data_dir: Path = Field(Path(".ctq"), validation_alias="CTQ_DATA_DIR")
+
+    calltouch_api_url: str = Field(
+        "https://api.calltouch.ru", validation_alias="CALLTOUCH_API_URL"
+    )
+    calltouch_site_id: str | None = Field(None, validation_alias="CALLTOUCH_SITE_ID")
+    calltouch_token: SecretStr | None = Field(None, validation_alias="CALLTOUCH_TOKEN")
+
+    pozvonim_api_url: str = Field(
+        "https://api.pozvonim.com/v2u", validation_alias="POZVONIM_API_URL"
+    )
+    pozvonim_uid: str | None = Field(None, validation_alias="POZVONIM_UID")
+    pozvonim_api_key: SecretStr | None = Field(None, validation_alias="POZVONIM_API_KEY")
+
+    rate_limit: str = Field("5/second", validation_alias="CTQ_RATE_LIMIT")
+    egress_ip: str = Field("default", validation_alias="CTQ_EGRESS_IP")
+    daily_points: int | None = Field(None, ge=1, validation_alias="CTQ_DAILY_POINTS")
+    timezone: str = Field("Europe/Moscow", validation_alias="CTQ_TIMEZONE")
+
+    connect_timeout: float = Field(3.05, gt=0, validation_alias="CTQ_CONNECT_TIMEOUT")
+    read_timeout: float = Field(30.0, gt=0, validation_alias="CTQ_READ_TIMEOUT")
+    max_attempts: int = Field(8, ge=1, validation_alias="CTQ_MAX_ATTEMPTS")
+    backoff_base: float = Field(1.0, gt=0, validation_alias="CTQ_BACKOFF_BASE")
+    backoff_max: float = Field(300.0, gt=0, validation_alias="CTQ_BACKOFF_MAX")
+    inprocess_wait_max: float = Field(10.0, ge=0, validation_alias="CTQ_INPROCESS_WAIT_MAX")
+    long_retry_delay: float = Field(3600.0, gt=0, validation_alias="CTQ_LONG_RETRY_DELAY")
+    dlq_retention_days: int = Field(14, ge=1, validation_alias="CTQ_DLQ_RETENTION_DAYS")
+    job_retention_days: int = Field(7, ge=1, validation_alias="CTQ_JOB_RETENTION_DAYS")
+    worker_concurrency: int = Field(4, ge=1, validation_alias="CTQ_WORKER_CONCURRENCY")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate in `limits` notation, e.g. 5/second: {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Moscow") from None
+        return value
+
+    @field_validator("calltouch_api_url", "pozvonim_api_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def rate(self) -> limits.RateLimitItem:
+        return limits.parse(self.rate_limit)

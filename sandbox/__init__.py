@@ -1,0 +1,1 @@
+"""A local simulator of the Calltouch API, for dry runs and tests (``ctq sandbox``)."""

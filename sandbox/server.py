@@ -1,0 +1,155 @@
+"""The sandbox HTTP server: three Calltouch endpoints, auth, validation, triggers and 429s.
+
+``GET /_sandbox/requests`` lists what it received (the token shown only as valid/invalid),
+``DELETE /_sandbox/requests`` forgets it, ``GET /_sandbox/stats`` counts answers by status.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from pydantic import ValidationError
+
+from sandbox import responses
+from sandbox.rate import SlidingWindow
+from sandbox.responses import Answer
+from sandbox.triggers import TRIGGERS
+from tasks.models import CallbackJob, CommentJob, PoolUpdateJob
+
+ROUTES = {
+    "/widget-service/v1/api/widget-request/user-form/create": "callback",
+    "/lead-service/v1/api/comment/lead/add": "comment",
+    "/phone-service/v1/api/calltracking/ad-platform/phone/update": "pool-update",
+}
+
+
+class Sandbox:
+    """Shared state of one sandbox: the token it accepts, its rate rule, what it has seen."""
+
+    def __init__(self, token: str, rate: int = 5) -> None:
+        self.token = token
+        self.window = SlidingWindow(rate)
+        self.requests: list[dict[str, Any]] = []
+        self.statuses: Counter[int] = Counter()
+        self.lock = threading.Lock()
+
+    def handle(self, path: str, headers: dict[str, str], raw: bytes, client_ip: str) -> Answer:
+        if not self.window.admit(client_ip):
+            return 429, {"meta": [], "data": {"message": "Too Many Requests"}}
+        token = headers.get("access-token")
+        if not token:
+            return 401, {"message": "Unauthorized"}
+        if not hmac.compare_digest(token.encode(), self.token.encode()) or not headers.get("siteid"):
+            return 403, {"message": "Invalid credentials"}
+        kind = ROUTES.get(path)
+        if kind is None:
+            return 404, {"message": f"No route for {path}"}
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return responses.api_error(1, "JSON syntax error or empty request")
+        return _answer(kind, body)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.requests.append(entry)
+            self.statuses[entry["status"]] += 1
+
+
+def _answer(kind: str, body: dict[str, Any]) -> Answer:
+    model = {"callback": CallbackJob, "comment": CommentJob, "pool-update": PoolUpdateJob}[kind]
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        return responses.validation_error(exc)
+    if kind == "comment":
+        return responses.comments_added(body["comments"])
+    trigger = TRIGGERS.get(body.get("phone") or body.get("phoneNumber") or "")
+    if trigger is not None:
+        if trigger.code is not None:
+            return responses.api_error(trigger.code, trigger.message, trigger.status)
+        return trigger.status, {"message": trigger.message}
+    if kind == "callback":
+        return responses.callback_created()
+    return 200, None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: SandboxHTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        sandbox = self.server.sandbox
+        status, body = sandbox.handle(self.path, headers, raw, self.client_address[0])
+        sandbox.record(self._entry(headers, raw, status))
+        self._send(status, body)
+
+    def do_GET(self) -> None:
+        sandbox = self.server.sandbox
+        with sandbox.lock:
+            if self.path == "/_sandbox/requests":
+                return self._send(200, sandbox.requests)
+            if self.path == "/_sandbox/stats":
+                return self._send(200, {str(k): v for k, v in sorted(sandbox.statuses.items())})
+        self._send(404, {"message": "not found"})
+
+    def do_DELETE(self) -> None:
+        sandbox = self.server.sandbox
+        with sandbox.lock:
+            sandbox.requests.clear()
+            sandbox.statuses.clear()
+        self._send(200, {})
+
+    def _entry(self, headers: dict[str, str], raw: bytes, status: int) -> dict[str, Any]:
+        token = headers.get("access-token")
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        return {
+            "time": time.time(),
+            "method": "POST",
+            "path": self.path,
+            "client_ip": self.client_address[0],
+            "status": status,
+            "site_id": headers.get("siteid"),
+            "token": "valid" if token == self.server.sandbox.token else ("invalid" if token else "missing"),
+            "content_type": headers.get("content-type"),
+            "body": body,
+        }
+
+    def _send(self, status: int, body: Any) -> None:
+        data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        if data:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, sandbox: Sandbox, verbose: bool = False) -> None:
+        self.sandbox = sandbox
+        self.verbose = verbose
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"

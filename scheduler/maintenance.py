@@ -1,0 +1,28 @@
+"""Periodic maintenance tasks, sent by beat to the ``maintenance`` queue."""
+
+from __future__ import annotations
+
+import time
+
+from celery import Task, shared_task
+
+from scheduler.delay_mover import move_due
+from worker import deadletter
+from worker.messages import MessageBuilder
+from worker.runtime import runtime_of
+
+
+@shared_task(bind=True, name="ctq.move_due_jobs")
+def move_due_jobs(self: Task) -> int:
+    rt = runtime_of(self.app)
+    builder = MessageBuilder(self.app)
+    try:
+        return move_due(rt.redis, builder, rt.clock())
+    finally:
+        builder.close()
+
+
+@shared_task(bind=True, name="ctq.trim_dead_letters")
+def trim_dead_letters(self: Task) -> int:
+    rt = runtime_of(self.app)
+    return deadletter.purge_older_than(rt.redis, time.time() - rt.settings.dlq_retention_days * 86400)

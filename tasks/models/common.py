@@ -1,0 +1,67 @@
+"""Field types shared by the job models, each with the rule the API documents for it."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic_core import PydanticCustomError
+
+_PHONE = re.compile(r"7\d{10}")
+# The callback method refuses toll-free numbers: 8800/8804, written 7800/7804 in this format.
+_TOLL_FREE_PREFIXES = ("7800", "7804")
+DATETIME_FORMATS = ("%d-%m-%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S")
+
+
+class ApiModel(BaseModel):
+    """A request body part: unknown fields are refused so that typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+
+def _phone(value: str) -> str:
+    if not _PHONE.fullmatch(value):
+        raise PydanticCustomError(
+            "phone_format", "must be 11 digits 7xxxxxxxxxx, e.g. 79991234567, got {value}",
+            {"value": repr(value)},
+        )
+    return value
+
+
+def _callback_phone(value: str) -> str:
+    if value.startswith(_TOLL_FREE_PREFIXES):
+        raise PydanticCustomError(
+            "phone_toll_free", "toll-free numbers (8800, 8804) cannot be called back"
+        )
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
+def _api_datetime(value: str) -> str:
+    for fmt in DATETIME_FORMATS:
+        try:
+            datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return value
+    raise PydanticCustomError(
+        "datetime_format",
+        "must be a date and time as dd-mm-yyyy hh:mm:ss or yyyy-mm-dd hh:mm:ss, got {value}",
+        {"value": repr(value)},
+    )
+
+
+Phone = Annotated[str, AfterValidator(_phone)]
+CallbackPhone = Annotated[str, AfterValidator(_phone), AfterValidator(_callback_phone)]
+ApiDateTime = Annotated[str, AfterValidator(_api_datetime)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+NotBlank = Annotated[str, AfterValidator(_not_blank)]
+Text255 = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]

@@ -1,0 +1,72 @@
+"""The HTTP client for the Calltouch API: one pooled session per worker process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from pydantic import SecretStr
+from requests.adapters import HTTPAdapter
+
+from config import Settings
+
+
+class MissingCredentials(RuntimeError):
+    """CALLTOUCH_SITE_ID or CALLTOUCH_TOKEN is not set."""
+
+
+class CalltouchClient:
+    """Sends JSON bodies with the ``Access-Token`` and ``SiteId`` headers.
+
+    No automatic retries at this level: every answer goes back to the outcome policy.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        site_id: str,
+        token: SecretStr,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        pool_size: int = 4,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update(
+            {
+                "Access-Token": token.get_secret_value(),
+                "SiteId": site_id,
+                "Content-Type": "application/json",
+                "User-Agent": "ctq/0.1",
+            }
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CalltouchClient:
+        if not settings.calltouch_site_id or settings.calltouch_token is None:
+            raise MissingCredentials(
+                "set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN (or run `ctq up` with no token "
+                "to use the sandbox)"
+            )
+        return cls(
+            settings.calltouch_api_url,
+            settings.calltouch_site_id,
+            settings.calltouch_token,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        )
+
+    def post(self, path: str, body: dict[str, Any]) -> requests.Response | requests.RequestException:
+        """POST ``body``; a transport error is returned, not raised, for ``classify``."""
+        try:
+            return self.session.post(self.base_url + path, json=body, timeout=self.timeout)
+        except requests.RequestException as error:
+            return error
+
+    def close(self) -> None:
+        self.session.close()

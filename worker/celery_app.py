@@ -1,0 +1,49 @@
+"""The Celery app: Redis broker, two lanes, late acks; tasks stay thin."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from config import Settings
+from scheduler.beat import beat_schedule
+from tasks.registry import TASK_MODULES
+from worker import keys
+from worker.redis_conn import broker_url, redis_url
+
+
+def _queue(name: str) -> Queue:
+    # Each queue gets its own direct exchange, so a task sent with `queue=name` lands there.
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
+def create_app(settings: Settings, url: str | None = None) -> Celery:
+    """A Celery app bound to ``settings`` (tasks find them through ``worker.runtime``)."""
+    url = url or redis_url(settings)
+    app = Celery("ctq", broker=broker_url(url), set_as_current=True)
+    app.conf.update(
+        include=[*TASK_MODULES, "scheduler.maintenance"],
+        task_queues=[_queue(keys.REALTIME), _queue(keys.BULK), _queue(keys.MAINTENANCE)],
+        task_default_queue=keys.REALTIME,
+        task_serializer="json",
+        accept_content=["json"],
+        # No result backend: job state lives in ctq's own records (worker/jobstore.py).
+        task_ignore_result=True,
+        # Ack after the job's outcome is recorded, and requeue if the worker process dies:
+        # https://docs.celeryq.dev/en/stable/userguide/tasks.html#Task.acks_late
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One message per process at a time, so a slow job does not hold others hostage.
+        worker_prefetch_multiplier=1,
+        # An unacked message comes back after this long; it must exceed the longest a job can
+        # run (in-process waits are capped by CTQ_INPROCESS_WAIT_MAX, the rest are durable).
+        broker_transport_options={"visibility_timeout": 3600},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_concurrency=settings.worker_concurrency,
+        timezone=settings.timezone,
+        beat_schedule=beat_schedule(),
+    )
+    app.ctq_settings = settings  # type: ignore[attr-defined]
+    app.ctq_redis_url = url  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,61 @@
+"""Dead letters: jobs that will not be sent again by themselves, with why."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from worker import keys
+
+_SECRET_NAMES = frozenset(
+    {"token", "access-token", "access_token", "api_key", "apikey", "key", "sign", "password"}
+)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with any secret-looking field replaced by ``***``."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if str(k).lower() in _SECRET_NAMES else redact(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def add(pipe: redis.Redis, record: dict[str, Any], *, now: float) -> None:
+    """Write ``record`` (keyed by its job id) in the caller's transaction."""
+    record = redact(record)
+    pipe.hset(keys.DLQ, record["id"], json.dumps(record, ensure_ascii=False))
+    pipe.zadd(keys.DLQ_INDEX, {record["id"]: now})
+
+
+def list_records(client: redis.Redis, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` dead letters, newest first."""
+    ids: list[str] = client.zrevrange(keys.DLQ_INDEX, 0, limit - 1)  # type: ignore[assignment]
+    if not ids:
+        return []
+    raw: list[str | None] = client.hmget(keys.DLQ, ids)  # type: ignore[assignment]
+    return [json.loads(item) for item in raw if item]
+
+
+def get(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
+    raw = client.hget(keys.DLQ, job_id)
+    return json.loads(raw) if raw else None  # type: ignore[arg-type]
+
+
+def count(client: redis.Redis) -> int:
+    return int(client.zcard(keys.DLQ_INDEX))  # type: ignore[arg-type]
+
+
+def purge_older_than(client: redis.Redis, cutoff: float) -> int:
+    """Delete dead letters recorded before ``cutoff`` (unix time); return how many."""
+    old: list[str] = client.zrangebyscore(keys.DLQ_INDEX, "-inf", cutoff)  # type: ignore[assignment]
+    if old:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.DLQ, *old)
+            pipe.zrem(keys.DLQ_INDEX, *old)
+            pipe.execute()
+    return len(old)

@@ -1,0 +1,106 @@
+"""Job records in Redis: what each job is, where it stands, and what the API answered."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from worker import keys
+from worker.scripts import script
+
+
+class State(StrEnum):
+    """Where a job stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    DELAYED = "delayed"
+    DONE = "done"
+    DEAD = "dead"
+
+
+TERMINAL = frozenset({State.DONE, State.DEAD})
+
+
+@dataclass
+class Job:
+    """A job as stored: its body as the API receives it, and its progress."""
+
+    id: str
+    kind: str
+    lane: str
+    payload: dict[str, Any]
+    state: State
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    last: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+
+
+def new_fields(kind: str, lane: str, payload: dict[str, Any], now: float) -> dict[str, str]:
+    """The hash a new job starts with (written by the producer in its enqueue transaction)."""
+    return {
+        "kind": kind,
+        "lane": lane,
+        "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        "state": State.QUEUED,
+        "attempts": "0",
+        "created_at": f"{now:.6f}",
+        "updated_at": f"{now:.6f}",
+    }
+
+
+def load(client: redis.Redis, job_id: str) -> Job | None:
+    data: dict[str, str] = client.hgetall(keys.job(job_id))  # type: ignore[assignment]
+    if not data:
+        return None
+    return Job(
+        id=job_id,
+        kind=data["kind"],
+        lane=data["lane"],
+        payload=json.loads(data["payload"]),
+        state=State(data["state"]),
+        attempts=int(data.get("attempts", 0)),
+        created_at=float(data["created_at"]),
+        updated_at=float(data["updated_at"]),
+        last=json.loads(data["last"]) if "last" in data else {},
+        result=json.loads(data["result"]) if "result" in data else None,
+    )
+
+
+def transition(
+    client: redis.Redis,
+    job_id: str,
+    state: State,
+    *,
+    attempt: bool = False,
+    keep_seconds: int = 0,
+    now: float | None = None,
+    **values: Any,
+) -> tuple[str, int] | None:
+    """Move ``job_id`` to ``state`` (counting an attempt if asked); JSON-encode ``values``.
+
+    ``client`` may be a transaction pipeline, to move the job together with other writes.
+    Returns the previous state and attempt count, or None when the job does not exist.
+    """
+    pairs: list[str] = []
+    for name, value in values.items():
+        pairs += [name, json.dumps(value, ensure_ascii=False, separators=(",", ":"))]
+    args = [state, f"{now or time.time():.6f}", int(attempt), keep_seconds, *pairs]
+    answer = script(client, "transition")(keys=[keys.job(job_id), keys.STATS], args=args)
+    if answer is None or isinstance(answer, redis.client.Pipeline):
+        return None
+    return answer[0], int(answer[1])
+
+
+def counts(client: redis.Redis) -> dict[str, int]:
+    """Number of jobs in each state (done and dead count every job ever finished)."""
+    raw: dict[str, str] = client.hgetall(keys.STATS)  # type: ignore[assignment]
+    return {state.value: max(0, int(raw.get(state.value, 0))) for state in State}

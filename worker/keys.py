@@ -1,0 +1,25 @@
+"""Every Redis key ctq writes, in one place.
+
+Celery's own queue lists (``realtime``, ``bulk``, ``maintenance``) and kombu's ``unacked``
+hash are named by Celery/kombu; they are listed here so ``ctq status`` reads them by name.
+"""
+
+from __future__ import annotations
+
+PREFIX = "ctq"
+
+REALTIME = "realtime"
+BULK = "bulk"
+MAINTENANCE = "maintenance"
+LANES = (REALTIME, BULK)
+KOMBU_UNACKED = "unacked"
+
+STATS = f"{PREFIX}:stats"  # hash: job state -> number of jobs in it
+DELAYED = f"{PREFIX}:delayed"  # zset: job id -> unix time it is due
+DLQ = f"{PREFIX}:dlq"  # hash: job id -> dead-letter record (JSON)
+DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lettered
+
+
+def job(job_id: str) -> str:
+    """Hash holding one job: payload, state, attempts, last outcome, results."""
+    return f"{PREFIX}:job:{job_id}"

@@ -1,0 +1,126 @@
+"""The one function that turns any answer of the API (or the lack of one) into an outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from config.policy import POLICY, Outcome, Rule
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one request came to: the policy rule that applies, and what the API said."""
+
+    key: str
+    http_status: int | None = None
+    code: int | None = None
+    message: str = ""
+    body: Any = None
+    retry_after: float | None = None
+
+    @property
+    def rule(self) -> Rule:
+        return POLICY[self.key]
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.rule.outcome
+
+    def describe(self) -> dict[str, Any]:
+        """The verdict as stored on the job and in dead letters."""
+        return {
+            "outcome": str(self.outcome),
+            "reason": self.key,
+            "http_status": self.http_status,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+def classify(answer: requests.Response | requests.RequestException) -> Verdict:
+    """Map a response, or the transport error raised instead of one, to a ``Verdict``."""
+    if isinstance(answer, requests.Timeout):
+        return Verdict("timeout", message=_exception_message(answer))
+    if isinstance(answer, requests.RequestException):
+        return Verdict("connection", message=_exception_message(answer))
+    body = _json_or_none(answer)
+    status = answer.status_code
+    code = _api_code(body)
+    message = _api_message(body) or answer.reason or ""
+    common = {"http_status": status, "code": code, "message": message, "body": body}
+    if _is_validation_error(body):
+        return Verdict("validation", **common)
+    if code is not None:
+        key = f"api_{code}"
+        return Verdict(key if key in POLICY else "api_other", **common)
+    return Verdict(_status_key(status), retry_after=_retry_after(answer), **common)
+
+
+def _status_key(status: int) -> str:
+    if 200 <= status < 300:
+        return "http_2xx"
+    if status in (401, 403, 429):
+        return f"http_{status}"
+    if 400 <= status < 500:
+        return "http_4xx"
+    if status >= 500:
+        return "http_5xx"
+    return "http_other"
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _data(body: Any) -> dict[str, Any]:
+    data = body.get("data") if isinstance(body, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _api_code(body: Any) -> int | None:
+    error = _data(body).get("apiErrorData")
+    if isinstance(error, dict) and error.get("errorCode") is not None:
+        try:
+            return int(error["errorCode"])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _is_validation_error(body: Any) -> bool:
+    return _data(body).get("type") == "validationError"
+
+
+def _api_message(body: Any) -> str:
+    data = _data(body)
+    error = data.get("apiErrorData")
+    if isinstance(error, dict) and error.get("errorMessage"):
+        return str(error["errorMessage"])
+    violations = (data.get("validationErrorData") or {}).get("violations") or []
+    if violations:
+        return "; ".join(f"{v.get('fieldPath')}: {v.get('message')}" for v in violations)
+    for source in (body if isinstance(body, dict) else {}, data):
+        if source.get("message"):
+            return str(source["message"])
+    return ""
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _exception_message(error: requests.RequestException) -> str:
+    # The exception text holds the URL and the reason, never the request headers.
+    return f"{type(error).__name__}: {error}"[:500]

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from config import Settings
 from tasks.kind import JobKind
@@ -84,7 +85,7 @@ class Producer:
                     pipe.execute()
             finally:
                 builder.close()
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except (redis.ConnectionError, redis.TimeoutError, OperationalError, OSError) as exc:
             raise QueueUnavailable(f"Redis is unreachable ({exc}); nothing was enqueued") from exc
         return job_ids
 

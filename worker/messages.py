@@ -31,7 +31,8 @@ class MessageBuilder:
 
     def __init__(self, app: Celery) -> None:
         self.app = app
-        self._connection = app.connection_for_write()
+        # Fail fast: a producer facing a dead Redis must report it, not retry for seconds.
+        self._connection = app.connection_for_write(transport_options={"max_retries": 1})
 
     def commands(self, task_name: str, job_id: str, queue: str) -> list[Command]:
         """Commands that enqueue task ``task_name(job_id)`` on ``queue``; the task id is the job id."""

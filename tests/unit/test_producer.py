@@ -1,0 +1,79 @@
+"""Enqueueing writes job records and Celery messages together, or nothing at all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from config import Settings
+from scheduler.delay_mover import move_due
+from tasks.producer import Producer, QueueUnavailable
+from tasks.validation import JobValidationError
+from tests.helpers import free_port
+from worker import jobstore, keys
+from worker.messages import MessageBuilder
+
+LEAD = {"matching": [{"type": "call", "callParams": {"callId": 1}}], "addComment": "c"}
+
+
+@pytest.fixture
+def producer(redis_url: str, tmp_path: Path) -> Producer:
+    return Producer(Settings(_env_file=None, REDIS_URL=redis_url, CTQ_DATA_DIR=str(tmp_path)))
+
+
+def task_messages(client: redis.Redis, queue: str) -> list[dict]:
+    return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+
+
+def test_a_callback_gets_a_record_and_a_message_on_the_realtime_queue(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    job_id = producer.callback({"routeKey": "rk", "phone": "79991234567"})
+    job = jobstore.load(real_redis, job_id)
+    assert job and (job.kind, job.lane, job.state) == ("callback", "realtime", "queued")
+    assert job.payload == {"routeKey": "rk", "phone": "79991234567"}
+    [message] = task_messages(real_redis, keys.REALTIME)
+    assert message["headers"]["task"] == "ctq.callback" and message["headers"]["id"] == job_id
+    assert jobstore.counts(real_redis)["queued"] == 1
+
+
+def test_leads_are_packed_100_per_request_in_order(producer: Producer, real_redis: redis.Redis) -> None:
+    leads = [{**LEAD, "addComment": f"lead {i}"} for i in range(250)]
+    job_ids = producer.comments(leads)
+    sizes = [len(jobstore.load(real_redis, j).payload["comments"]) for j in job_ids]  # type: ignore[union-attr]
+    assert sizes == [100, 100, 50]
+    assert jobstore.load(real_redis, job_ids[2]).payload["comments"][-1]["addComment"] == "lead 249"  # type: ignore[union-attr]
+    assert real_redis.llen(keys.BULK) == 3
+
+
+def test_one_bad_lead_refuses_the_whole_input(producer: Producer, real_redis: redis.Redis) -> None:
+    leads = [LEAD] * 150 + [{**LEAD, "addComment": ""}]
+    with pytest.raises(JobValidationError) as caught:
+        producer.comments(leads)
+    assert [str(p) for p in caught.value.problems] == [
+        "line 151: addComment: String should have at least 1 character"]
+    assert real_redis.dbsize() == 0
+
+
+def test_unreachable_redis_raises_and_enqueues_nothing(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                        CTQ_DATA_DIR=str(tmp_path))
+    with pytest.raises(QueueUnavailable, match="nothing was enqueued"):
+        Producer(settings).callback({"routeKey": "rk", "phone": "79991234567"})
+
+
+def test_due_jobs_move_back_to_their_queue_once(producer: Producer, real_redis: redis.Redis) -> None:
+    job_id = producer.callback({"routeKey": "rk", "phone": "79991234567"})
+    real_redis.delete(keys.REALTIME)
+    real_redis.zadd(keys.DELAYED, {job_id: 100.0})
+    builder = MessageBuilder(producer.app)
+    assert move_due(real_redis, builder, now=99.0) == 0
+    assert move_due(real_redis, builder, now=100.0) == 1
+    assert move_due(real_redis, builder, now=200.0) == 0
+    [message] = task_messages(real_redis, keys.REALTIME)
+    assert message["headers"]["id"] == job_id
+    assert real_redis.zcard(keys.DELAYED) == 0
+    builder.close()

@@ -1,0 +1,133 @@
+"""Running one job against canned answers: state, results, dead letters, waits, delays."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import fakeredis
+import pytest
+import requests
+
+from config import Settings
+from tasks import callback, comment
+from tasks.kind import JobKind
+from worker import deadletter, jobstore, keys
+from worker.jobstore import State
+from worker.runner import run_job
+from worker.runtime import Runtime
+
+
+def answer(status: int, body: Any = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = b"" if body is None else json.dumps(body).encode()
+    return response
+
+
+class CannedApi:
+    """Stands in for the Calltouch client: answers in order, records what was sent."""
+
+    def __init__(self, *answers: requests.Response | requests.RequestException) -> None:
+        self.answers = list(answers)
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        self.sent.append((path, body))
+        return self.answers.pop(0)
+
+
+@pytest.fixture
+def runtime(fake_redis: fakeredis.FakeRedis) -> Runtime:
+    settings = Settings(_env_file=None, CTQ_MAX_ATTEMPTS=3, CTQ_BACKOFF_BASE=1,
+                        CTQ_INPROCESS_WAIT_MAX=10, CTQ_LONG_RETRY_DELAY=3600)
+    rt = Runtime(settings=settings, redis=fake_redis, calltouch=CannedApi(),  # type: ignore[arg-type]
+                 rng=random.Random(0), clock=lambda: 1_000.0)
+    rt.slept = []  # type: ignore[attr-defined]
+    rt.sleep = rt.slept.append  # type: ignore[attr-defined]
+    return rt
+
+
+def add_job(rt: Runtime, kind: JobKind, payload: dict[str, Any], job_id: str = "job1") -> str:
+    rt.redis.hset(keys.job(job_id), mapping=jobstore.new_fields(kind.name, kind.lane, payload, 1.0))
+    rt.redis.hincrby(keys.STATS, "queued", 1)
+    return job_id
+
+
+CALLBACK = {"routeKey": "rk", "phone": "79991234567"}
+
+
+def test_success_records_done_and_the_last_answer(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(200, {"data": {"widgetRequestId": 5}}))
+    add_job(runtime, callback.KIND, CALLBACK)
+    assert run_job(runtime, callback.KIND, "job1") == State.DONE
+    job = jobstore.load(runtime.redis, "job1")
+    assert job and (job.state, job.attempts, job.last["reason"]) == (State.DONE, 1, "http_2xx")
+    assert runtime.calltouch.sent == [(callback.KIND.path, CALLBACK)]
+    assert jobstore.counts(runtime.redis)["done"] == 1
+    assert jobstore.counts(runtime.redis)["queued"] == 0
+
+
+def test_comment_results_are_kept_per_lead(runtime: Runtime) -> None:
+    rows = [{"callInfo": {"callId": 9}, "requestInfo": None, "commented": True, "error": None},
+            {"callInfo": None, "requestInfo": None, "commented": False, "error": "Lead not found"}]
+    runtime.calltouch = CannedApi(answer(200, {"meta": [], "data": {"comments": rows}}))
+    add_job(runtime, comment.KIND, {"comments": []})
+    run_job(runtime, comment.KIND, "job1")
+    job = jobstore.load(runtime.redis, "job1")
+    assert job and job.result == [
+        {"commented": True, "error": None, "callId": 9, "requestId": None},
+        {"commented": False, "error": "Lead not found", "callId": None, "requestId": None},
+    ]
+
+
+def test_a_refused_job_is_dead_lettered_with_payload_code_and_attempts(runtime: Runtime) -> None:
+    error = {"data": {"apiErrorData": {"errorCode": 10003, "errorMessage": "No widget"}}}
+    runtime.calltouch = CannedApi(answer(400, error))
+    add_job(runtime, callback.KIND, CALLBACK)
+    assert run_job(runtime, callback.KIND, "job1") == State.DEAD
+    record = deadletter.get(runtime.redis, "job1")
+    assert record is not None
+    assert (record["payload"], record["code"], record["message"], record["attempts"]) == (
+        CALLBACK, 10003, "No widget", 1)
+    assert record["created_at"] == 1.0 and record["dead_at"] == 1000.0
+    assert jobstore.counts(runtime.redis)["dead"] == 1
+
+
+def test_transient_errors_wait_in_process_then_succeed(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(503), requests.ConnectionError("reset"), answer(200))
+    add_job(runtime, callback.KIND, CALLBACK)
+    assert run_job(runtime, callback.KIND, "job1") == State.DONE
+    assert len(runtime.slept) == 2  # type: ignore[attr-defined]
+    assert jobstore.load(runtime.redis, "job1").attempts == 3  # type: ignore[union-attr]
+
+
+def test_retries_run_out_into_the_dead_letter_queue(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(500), answer(500), answer(500))
+    add_job(runtime, callback.KIND, CALLBACK)
+    assert run_job(runtime, callback.KIND, "job1") == State.DEAD
+    record = deadletter.get(runtime.redis, "job1")
+    assert record and record["reason"].startswith("gave up after 3 attempts")
+
+
+def test_long_delays_park_the_job_in_the_delay_set(runtime: Runtime) -> None:
+    error = {"data": {"apiErrorData": {"errorCode": 10006, "errorMessage": "limit"}}}
+    runtime.calltouch = CannedApi(answer(400, error))
+    add_job(runtime, callback.KIND, CALLBACK)
+    assert run_job(runtime, callback.KIND, "job1") == State.DELAYED
+    assert runtime.redis.zscore(keys.DELAYED, "job1") == 1000.0 + 3600
+    assert runtime.slept == []  # type: ignore[attr-defined]
+
+
+def test_a_redelivered_finished_job_is_not_sent_again(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(200))
+    add_job(runtime, callback.KIND, CALLBACK)
+    run_job(runtime, callback.KIND, "job1")
+    assert run_job(runtime, callback.KIND, "job1") == State.DONE
+    assert len(runtime.calltouch.sent) == 1
+
+
+def test_a_message_for_a_missing_job_sends_nothing(runtime: Runtime) -> None:
+    assert run_job(runtime, callback.KIND, "nope") is None
+    assert runtime.calltouch.sent == []

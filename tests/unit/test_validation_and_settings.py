@@ -1,0 +1,68 @@
+"""How refusals read, and how settings are read from the environment."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from config import Settings
+from tasks.models import CallbackJob
+from tasks.validation import JobValidationError, field_path, parse_json_lines, validate_all
+
+
+def test_field_paths_read_like_the_api_writes_them() -> None:
+    assert field_path(("comments", 0, "matching", 3, "callParams", "callId")) == (
+        "comments[0].matching[3].callParams.callId")
+    assert field_path(()) == "(body)"
+
+
+def test_every_problem_of_every_line_is_reported_with_its_line_number() -> None:
+    items = parse_json_lines('{"routeKey": "k", "phone": "79991234567"}\n\n'
+                             '{"routeKey": "", "phone": "1"}\n{"phone": "79991234567"}\n')
+    with pytest.raises(JobValidationError) as caught:
+        validate_all(CallbackJob, items)
+    assert [str(p) for p in caught.value.problems] == [
+        "line 3: routeKey: String should have at least 1 character",
+        "line 3: phone: must be 11 digits 7xxxxxxxxxx, e.g. 79991234567, got '1'",
+        "line 4: routeKey: Field required",
+    ]
+
+
+def test_bad_json_and_empty_input_are_refused_by_line() -> None:
+    with pytest.raises(JobValidationError) as caught:
+        parse_json_lines('{"a": 1}\n{"a": \n')
+    assert str(caught.value).startswith("line 2: (json): not valid JSON")
+    with pytest.raises(JobValidationError, match="empty"):
+        parse_json_lines("\n  \n")
+
+
+def test_settings_use_the_documented_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://example:6379/1")
+    monkeypatch.setenv("CALLTOUCH_TOKEN", "secret-value")
+    monkeypatch.setenv("CTQ_RATE_LIMIT", "4/second")
+    monkeypatch.setenv("CTQ_DAILY_POINTS", "1000")
+    settings = Settings(_env_file=None)
+    assert settings.redis_url == "redis://example:6379/1"
+    assert settings.rate.amount == 4
+    assert settings.daily_points == 1000
+    assert "secret-value" not in repr(settings) and "secret-value" not in str(settings.model_dump())
+
+
+def test_defaults() -> None:
+    settings = Settings(_env_file=None)
+    assert (settings.rate_limit, settings.egress_ip, settings.timezone) == (
+        "5/second", "default", "Europe/Moscow")
+    assert settings.calltouch_api_url == "https://api.calltouch.ru"
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), [
+    ("CTQ_RATE_LIMIT", "fast", "limits"),
+    ("CTQ_TIMEZONE", "Mars/Olympus", "time zone"),
+    ("CTQ_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
+])
+def test_bad_settings_are_refused_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=reason):
+        Settings(_env_file=None)

@@ -31,8 +31,10 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
         print("no dead letters")
     for r in records:
         code = r.get("code") if r.get("code") is not None else r.get("http_status") or "-"
-        print(f"{r['id']}  {when(r['dead_at'])}  {r['kind']:<11}  code {code:<6} "
-              f"attempts {r['attempts']}  {r['reason']}: {r['message']}")
+        print(
+            f"{r['id']}  {when(r['dead_at'])}  {r['kind']:<11}  code {code:<6} "
+            f"attempts {r['attempts']}  {r['reason']}: {r['message']}"
+        )
     return 0
 
 

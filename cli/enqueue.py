@@ -25,7 +25,9 @@ nothing enqueued); 3 Redis unreachable (nothing enqueued).
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "enqueue", help="validate and enqueue jobs", description=HELP,
+        "enqueue",
+        help="validate and enqueue jobs",
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("kind", choices=list(KINDS))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from cli.common import CommandError
@@ -18,7 +17,8 @@ SANDBOX_TOKEN_ENV = "CTQ_SANDBOX_TOKEN"
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     worker = commands.add_parser(
-        "worker", help="run a Celery worker (extra options go to `celery worker`)",
+        "worker",
+        help="run a Celery worker (extra options go to `celery worker`)",
         description="Run a Celery worker on the realtime, bulk and maintenance queues. "
         "Any further options are passed to `celery worker` (e.g. -c 8, -Q realtime).",
     )
@@ -26,7 +26,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     beat = commands.add_parser("beat", help="run the beat scheduler")
     beat.set_defaults(run=run_beat, passthrough=True)
     sandbox = commands.add_parser(
-        "sandbox", help="run a local simulator of the Calltouch API",
+        "sandbox",
+        help="run a local simulator of the Calltouch API",
         description="Serve the three Calltouch endpoints on 127.0.0.1 with the documented "
         "validation and answers, and 429 beyond --rate requests in any second per client IP. "
         f"It accepts the token in ${SANDBOX_TOKEN_ENV} (default 'sandbox-token').\n\n"
@@ -34,6 +35,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sandbox.add_argument("--port", type=int, default=DEFAULT_SANDBOX_PORT)
+    sandbox.add_argument(
+        "--bind", default="127.0.0.1", help="address to listen on (0.0.0.0 only inside a container)"
+    )
     sandbox.add_argument("--rate", type=int, default=5, help="requests per second per IP")
     sandbox.add_argument("--verbose", action="store_true", help="log every request")
     sandbox.set_defaults(run=run_sandbox)
@@ -65,11 +69,13 @@ def run_beat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
-    token = os.environ.get(SANDBOX_TOKEN_ENV, "sandbox-token")
+    token = settings.sandbox_token.get_secret_value()
     try:
-        server = SandboxHTTPServer(args.port, Sandbox(token, rate=args.rate), args.verbose)
+        server = SandboxHTTPServer(
+            args.port, Sandbox(token, rate=args.rate), args.verbose, args.bind
+        )
     except OSError as exc:
-        raise CommandError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+        raise CommandError(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}") from None
     print(f"sandbox listening on {server.url} (at most {args.rate} requests/s per IP)", flush=True)
     try:
         server.serve_forever()

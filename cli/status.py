@@ -12,7 +12,8 @@ from worker.status import job_detail, overview
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "status", help="queues and job counts, or one job",
+        "status",
+        help="queues and job counts, or one job",
         description="Queue depths and job counts (queued, running, retrying, delayed, done, "
         "dead); with JOB_ID, that job's state, attempts, last outcome and, for comments, "
         "the result of every lead.",
@@ -56,10 +57,17 @@ def format_job(detail: dict[str, Any]) -> str:
     if last:
         code = f" code {last['code']}" if last.get("code") is not None else ""
         http = f" HTTP {last['http_status']}" if last.get("http_status") else ""
-        lines.append(f"last      {last['outcome']} ({last['reason']}){http}{code} {last['message']}".rstrip())
+        lines.append(
+            f"last      {last['outcome']} ({last['reason']}){http}{code} {last['message']}".rstrip()
+        )
     for index, lead in enumerate(detail.get("lead_results") or []):
-        matched = lead.get("callId") and f"call {lead['callId']}" or (
-            lead.get("requestId") and f"request {lead['requestId']}") or ""
-        outcome = f"commented {matched}".rstrip() if lead["commented"] else f"error: {lead['error']}"
+        matched = (
+            (lead.get("callId") and f"call {lead['callId']}")
+            or (lead.get("requestId") and f"request {lead['requestId']}")
+            or ""
+        )
+        outcome = (
+            f"commented {matched}".rstrip() if lead["commented"] else f"error: {lead['error']}"
+        )
         lines.append(f"lead {index:<4} {outcome}")
     return "\n".join(lines)

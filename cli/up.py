@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from cli.processes import DEFAULT_SANDBOX_PORT, SANDBOX_TOKEN_ENV
@@ -22,7 +24,8 @@ SANDBOX_SITE_ID = "12345"
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "up", help="embedded Redis, sandbox, worker and beat in one command",
+        "up",
+        help="embedded Redis, sandbox, worker and beat in one command",
         description="Start the embedded Redis (unless REDIS_URL is set), the sandbox (unless "
         "CALLTOUCH_TOKEN is set), a worker and beat. Ctrl-C stops them all.",
     )
@@ -50,13 +53,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     url = redis_url(settings)  # starts the embedded Redis when REDIS_URL is unset
     embedded = not settings.redis_url
     children: dict[str, subprocess.Popen[bytes]] = {}
-    lines = [f"redis    {url}" + (f"  (embedded, data in {settings.data_dir.resolve()})" if embedded else "")]
+    lines = [
+        f"redis    {url}"
+        + (f"  (embedded, data in {settings.data_dir.resolve()})" if embedded else "")
+    ]
     if settings.calltouch_token is None:
         port = free_port(args.sandbox_port)
         token = secrets.token_urlsafe(16)
-        env.update({SANDBOX_TOKEN_ENV: token, "CALLTOUCH_TOKEN": token,
-                    "CALLTOUCH_API_URL": f"http://127.0.0.1:{port}",
-                    "CALLTOUCH_SITE_ID": settings.calltouch_site_id or SANDBOX_SITE_ID})
+        env.update(
+            {
+                SANDBOX_TOKEN_ENV: token,
+                "CALLTOUCH_TOKEN": token,
+                "CALLTOUCH_API_URL": f"http://127.0.0.1:{port}",
+                "CALLTOUCH_SITE_ID": settings.calltouch_site_id or SANDBOX_SITE_ID,
+            }
+        )
         children["sandbox"] = _spawn(["sandbox", "--port", str(port)], env)
         lines.append(f"sandbox  http://127.0.0.1:{port}  (no CALLTOUCH_TOKEN set: jobs go here)")
     else:
@@ -64,10 +75,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     children["worker"] = _spawn(["worker"], env)
     children["beat"] = _spawn(["beat"], env)
     lines += [f"{name:<8} pid {proc.pid}" for name, proc in children.items() if name != "sandbox"]
+    ctq = _ctq_command()
+    example = '\'{"routeKey": "rk", "phone": "79991234567"}\''
     print("ctq is up\n  " + "\n  ".join(lines), flush=True)
-    print("In another terminal (same directory): ctq enqueue callback "
-          "'{\"routeKey\": \"rk\", \"phone\": \"79991234567\"}' ; ctq status\nCtrl-C stops everything.",
-          flush=True)
+    print(
+        f"In another terminal, same directory: {ctq} enqueue callback {example} && {ctq} status\n"
+        "Ctrl-C stops everything.",
+        flush=True,
+    )
     try:
         _wait_for_exit(children)
     finally:
@@ -76,6 +91,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             embedded_redis.stop(settings.data_dir)
         print("ctq is down", flush=True)
     return 0
+
+
+def _ctq_command() -> str:
+    """How the user can call this ctq: by name if it is on PATH, else by its path."""
+    ours = Path(sys.executable).parent / "ctq"
+    if shutil.which("ctq") == str(ours):
+        return "ctq"
+    return os.path.relpath(ours) if ours.is_relative_to(Path.cwd()) else str(ours)
 
 
 def _wait_for_exit(children: dict[str, subprocess.Popen[bytes]]) -> None:

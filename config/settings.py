@@ -23,9 +23,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     data_dir: Path = Field(Path(".ctq"), validation_alias="CTQ_DATA_DIR")
 
-    calltouch_api_url: str = Field(
-        "https://api.calltouch.ru", validation_alias="CALLTOUCH_API_URL"
-    )
+    calltouch_api_url: str = Field("https://api.calltouch.ru", validation_alias="CALLTOUCH_API_URL")
     calltouch_site_id: str | None = Field(None, validation_alias="CALLTOUCH_SITE_ID")
     calltouch_token: SecretStr | None = Field(None, validation_alias="CALLTOUCH_TOKEN")
 
@@ -49,6 +47,9 @@ class Settings(BaseSettings):
     long_retry_delay: float = Field(3600.0, gt=0, validation_alias="CTQ_LONG_RETRY_DELAY")
     dlq_retention_days: int = Field(14, ge=1, validation_alias="CTQ_DLQ_RETENTION_DAYS")
     job_retention_days: int = Field(7, ge=1, validation_alias="CTQ_JOB_RETENTION_DAYS")
+    sandbox_token: SecretStr = Field(
+        SecretStr("sandbox-token"), validation_alias="CTQ_SANDBOX_TOKEN"
+    )
     worker_concurrency: int = Field(4, ge=1, validation_alias="CTQ_WORKER_CONCURRENCY")
 
     @field_validator("rate_limit")

@@ -51,7 +51,12 @@ def comments_added(leads: list[dict[str, Any]]) -> Answer:
 
 def _comment_result(lead: dict[str, Any]) -> dict[str, Any]:
     if NO_LEAD_MARKER in lead["addComment"]:
-        return {"callInfo": None, "requestInfo": None, "commented": False, "error": "Lead not found"}
+        return {
+            "callInfo": None,
+            "requestInfo": None,
+            "commented": False,
+            "error": "Lead not found",
+        }
     row = lead["matching"][0]
     if row["type"] in ("request", "requestContact"):
         request_id = (row.get("requestParams") or {}).get("requestId") or next(_ids)

@@ -21,6 +21,7 @@ from sandbox.rate import SlidingWindow
 from sandbox.responses import Answer
 from sandbox.triggers import TRIGGERS
 from tasks.models import CallbackJob, CommentJob, PoolUpdateJob
+from tasks.models.common import ApiModel
 
 ROUTES = {
     "/widget-service/v1/api/widget-request/user-form/create": "callback",
@@ -45,7 +46,9 @@ class Sandbox:
         token = headers.get("access-token")
         if not token:
             return 401, {"message": "Unauthorized"}
-        if not hmac.compare_digest(token.encode(), self.token.encode()) or not headers.get("siteid"):
+        if not hmac.compare_digest(token.encode(), self.token.encode()) or not headers.get(
+            "siteid"
+        ):
             return 403, {"message": "Invalid credentials"}
         kind = ROUTES.get(path)
         if kind is None:
@@ -65,7 +68,12 @@ class Sandbox:
 
 
 def _answer(kind: str, body: dict[str, Any]) -> Answer:
-    model = {"callback": CallbackJob, "comment": CommentJob, "pool-update": PoolUpdateJob}[kind]
+    models: dict[str, type[ApiModel]] = {
+        "callback": CallbackJob,
+        "comment": CommentJob,
+        "pool-update": PoolUpdateJob,
+    }
+    model = models[kind]
     try:
         model.model_validate(body)
     except ValidationError as exc:
@@ -123,7 +131,9 @@ class _Handler(BaseHTTPRequestHandler):
             "client_ip": self.client_address[0],
             "status": status,
             "site_id": headers.get("siteid"),
-            "token": "valid" if token == self.server.sandbox.token else ("invalid" if token else "missing"),
+            "token": "valid"
+            if token == self.server.sandbox.token
+            else ("invalid" if token else "missing"),
             "content_type": headers.get("content-type"),
             "body": body,
         }
@@ -137,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
 
@@ -145,11 +155,14 @@ class _Handler(BaseHTTPRequestHandler):
 class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, sandbox: Sandbox, verbose: bool = False) -> None:
+    def __init__(
+        self, port: int, sandbox: Sandbox, verbose: bool = False, host: str = "127.0.0.1"
+    ) -> None:
         self.sandbox = sandbox
         self.verbose = verbose
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__((host, port), _Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"

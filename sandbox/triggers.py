@@ -40,10 +40,15 @@ NO_LEAD_MARKER = "[no-lead]"
 
 
 def help_text() -> str:
-    rows = [f"  {phone}  HTTP {t.status}" + (f", code {t.code}" if t.code is not None else "")
-            + f": {t.message}" for phone, t in TRIGGERS.items()]
+    rows = [
+        f"  {phone}  HTTP {t.status}"
+        + (f", code {t.code}" if t.code is not None else "")
+        + f": {t.message}"
+        for phone, t in TRIGGERS.items()
+    ]
     return (
-        "Reserved phones (callback `phone`, pool update `phoneNumber`):\n" + "\n".join(rows)
+        "Reserved phones (callback `phone`, pool update `phoneNumber`):\n"
+        + "\n".join(rows)
         + f"\nA comment lead whose addComment contains {NO_LEAD_MARKER} is answered "
         "commented=false, error 'Lead not found'."
     )

@@ -25,4 +25,6 @@ def move_due_jobs(self: Task) -> int:
 @shared_task(bind=True, name="ctq.trim_dead_letters")
 def trim_dead_letters(self: Task) -> int:
     rt = runtime_of(self.app)
-    return deadletter.purge_older_than(rt.redis, time.time() - rt.settings.dlq_retention_days * 86400)
+    return deadletter.purge_older_than(
+        rt.redis, time.time() - rt.settings.dlq_retention_days * 86400
+    )

@@ -1,8 +1,8 @@
 """The producer API: validate, then enqueue all-or-nothing.
 
-    producer = Producer(Settings())
-    job_id = producer.callback({"routeKey": "rk", "phone": "79991234567"})
-    job_ids = producer.comments(leads)          # packed 100 leads per request
+producer = Producer(Settings())
+job_id = producer.callback({"routeKey": "rk", "phone": "79991234567"})
+job_ids = producer.comments(leads)          # packed 100 leads per request
 """
 
 from __future__ import annotations
@@ -78,7 +78,10 @@ class Producer:
                 with self.redis.pipeline(transaction=True) as pipe:
                     for job_id, body in zip(job_ids, bodies, strict=True):
                         payload = body.model_dump(mode="json", exclude_none=True)
-                        pipe.hset(keys.job(job_id), mapping=jobstore.new_fields(kind.name, kind.lane, payload, now))
+                        pipe.hset(
+                            keys.job(job_id),
+                            mapping=jobstore.new_fields(kind.name, kind.lane, payload, now),
+                        )
                         for name, args in builder.commands(kind.task_name, job_id, kind.lane):
                             getattr(pipe, name)(*args)
                     pipe.hincrby(keys.STATS, jobstore.State.QUEUED, len(job_ids))

@@ -76,7 +76,9 @@ def parse_json_lines(text: str) -> list[tuple[int, Any]]:
         try:
             items.append((number, json.loads(raw)))
         except json.JSONDecodeError as exc:
-            problems.append(Problem(number, "(json)", f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            problems.append(
+                Problem(number, "(json)", f"not valid JSON: {exc.msg} at column {exc.colno}")
+            )
     if problems:
         raise JobValidationError(problems)
     if not items:

@@ -41,9 +41,22 @@ class RedisServer:
 
     def start(self, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.directory), "--save", "", "--appendonly", "no", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
         wait_for(lambda: _pings(client), timeout=10)
@@ -125,9 +138,14 @@ def sandbox() -> Iterator[RunningSandbox]:
 def worker_env(redis_url: str, sandbox: RunningSandbox, tmp_path: Path) -> dict[str, str]:
     """Environment for ctq processes: the test Redis, the sandbox, fast retries."""
     return ctq_env(
-        REDIS_URL=redis_url, CTQ_DATA_DIR=str(tmp_path / "data"),
-        CALLTOUCH_API_URL=sandbox.url, CALLTOUCH_SITE_ID=SITE_ID, CALLTOUCH_TOKEN=TEST_TOKEN,
-        CTQ_BACKOFF_BASE="0.05", CTQ_BACKOFF_MAX="0.2", CTQ_MAX_ATTEMPTS="4",
+        REDIS_URL=redis_url,
+        CTQ_DATA_DIR=str(tmp_path / "data"),
+        CALLTOUCH_API_URL=sandbox.url,
+        CALLTOUCH_SITE_ID=SITE_ID,
+        CALLTOUCH_TOKEN=TEST_TOKEN,
+        CTQ_BACKOFF_BASE="0.05",
+        CTQ_BACKOFF_MAX="0.2",
+        CTQ_MAX_ATTEMPTS="4",
     )
 
 
@@ -149,9 +167,25 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         log = tmp_path / f"worker-{len(started)}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "worker", "-c", "2", "--without-mingle",
-                 "--without-gossip", "--without-heartbeat", "-n", f"w{len(started)}@%h", *options],
-                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "cli.main",
+                    "worker",
+                    "-c",
+                    "2",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "--without-heartbeat",
+                    "-n",
+                    f"w{len(started)}@%h",
+                    *options,
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         worker = WorkerProcess(process, log)
         started.append(worker)

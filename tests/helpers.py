@@ -36,7 +36,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
 
 def ctq_env(**overrides: str | None) -> dict[str, str]:
     """The environment a ctq process gets in tests: nothing inherited that could point elsewhere."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTQ_", "CALLTOUCH_", "REDIS_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("CTQ_", "CALLTOUCH_", "REDIS_"))
+    }
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in overrides.items():
         if value is not None:
@@ -44,9 +46,19 @@ def ctq_env(**overrides: str | None) -> dict[str, str]:
     return env
 
 
-def run_ctq(args: list[str], env: dict[str, str], stdin: str | None = None,
-            cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_ctq(
+    args: list[str],
+    env: dict[str, str],
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], input=stdin, capture_output=True, text=True,
-        env=env, cwd=cwd or ROOT, timeout=timeout,
+        [sys.executable, "-m", "cli.main", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or ROOT,
+        timeout=timeout,
     )

@@ -61,7 +61,9 @@ class CalltouchClient:
             read_timeout=settings.read_timeout,
         )
 
-    def post(self, path: str, body: dict[str, Any]) -> requests.Response | requests.RequestException:
+    def post(
+        self, path: str, body: dict[str, Any]
+    ) -> requests.Response | requests.RequestException:
         """POST ``body``; a transport error is returned, not raised, for ``classify``."""
         try:
             return self.session.post(self.base_url + path, json=body, timeout=self.timeout)

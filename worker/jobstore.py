@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import redis
+from redis.typing import EncodableT
 
 from worker import keys
 from worker.scripts import script
@@ -44,7 +45,9 @@ class Job:
     result: Any = None
 
 
-def new_fields(kind: str, lane: str, payload: dict[str, Any], now: float) -> dict[str, str]:
+def new_fields(
+    kind: str, lane: str, payload: dict[str, Any], now: float
+) -> dict[EncodableT, EncodableT]:
     """The hash a new job starts with (written by the producer in its enqueue transaction)."""
     return {
         "kind": kind,
@@ -93,7 +96,7 @@ def transition(
     pairs: list[str] = []
     for name, value in values.items():
         pairs += [name, json.dumps(value, ensure_ascii=False, separators=(",", ":"))]
-    args = [state, f"{now or time.time():.6f}", int(attempt), keep_seconds, *pairs]
+    args: list[str | int] = [state, f"{now or time.time():.6f}", int(attempt), keep_seconds, *pairs]
     answer = script(client, "transition")(keys=[keys.job(job_id), keys.STATS], args=args)
     if answer is None or isinstance(answer, redis.client.Pipeline):
         return None

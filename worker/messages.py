@@ -35,7 +35,7 @@ class MessageBuilder:
         self._connection = app.connection_for_write(transport_options={"max_retries": 1})
 
     def commands(self, task_name: str, job_id: str, queue: str) -> list[Command]:
-        """Commands that enqueue task ``task_name(job_id)`` on ``queue``; the task id is the job id."""
+        """Commands that put task ``task_name(job_id)`` on ``queue``; task id = job id."""
         task = self.app.amqp.create_task_message(job_id, task_name, (job_id,), {})
         content_type, encoding, body = serialization.dumps(task.body, serializer="json")
         channel = self._connection.default_channel

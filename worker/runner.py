@@ -35,7 +35,17 @@ def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
         raise Reject(str(exc), requeue=True) from exc
     except Exception as exc:
         log.exception("job %s: internal error; dead-lettered", job_id)
-        _dead_letter_internal(rt, job_id, exc)
+        job = jobstore.load(rt.redis, job_id)
+        if job is not None:
+            failure = {
+                "policy": "internal",
+                "reason": "internal error in ctq",
+                "outcome": "dead",
+                "http_status": None,
+                "code": None,
+                "message": f"{type(exc).__name__}: {exc}"[:500],
+            }
+            _dead_letter(rt, job, failure, job.attempts)
         return State.DEAD
 
 
@@ -58,12 +68,18 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
         verdict = classify(rt.calltouch.post(kind.path, job.payload))
         step = decide(verdict, attempt, rt.settings, rt.rng)
         log.info(
-            "job %s %s attempt %d: %s (%s) -> %s",
-            job_id, kind.name, attempt, verdict.key, verdict.message[:200], step.action,
+            "job %s %s attempt %d: %s %s -> %s",
+            job_id,
+            kind.name,
+            attempt,
+            verdict.key,
+            verdict.message[:200],
+            step.action,
         )
         if step.action is not Action.WAIT:
             return _settle(rt, kind, job, verdict, step, attempt)
-        jobstore.transition(rt.redis, job_id, State.RETRYING, now=rt.clock(), last=verdict.describe())
+        last = verdict.describe()
+        jobstore.transition(rt.redis, job_id, State.RETRYING, now=rt.clock(), last=last)
         rt.sleep(step.delay)
 
 
@@ -71,54 +87,49 @@ def _settle(
     rt: Runtime, kind: JobKind, job: Job, verdict: Verdict, step: Step, attempt: int
 ) -> str:
     now = rt.clock()
-    keep = rt.settings.job_retention_days * 86400
     last = verdict.describe()
     if step.action is Action.FINISH:
-        result = kind.results(verdict.body)
-        jobstore.transition(rt.redis, job.id, State.DONE, keep_seconds=keep, now=now, last=last,
-                            result=result)
+        jobstore.transition(
+            rt.redis,
+            job.id,
+            State.DONE,
+            keep_seconds=_keep(rt),
+            now=now,
+            last=last,
+            result=kind.results(verdict.body),
+        )
         return State.DONE
+    if step.action is Action.DEAD_LETTER:
+        _dead_letter(rt, job, {**last, "policy": verdict.key, "reason": step.reason}, attempt)
+        return State.DEAD
     with rt.redis.pipeline(transaction=True) as pipe:
-        if step.action is Action.DELAY:
-            delays.park(pipe, job.id, now + step.delay)
-            jobstore.transition(pipe, job.id, State.DELAYED, now=now, last=last,
-                                due_at=now + step.delay)
-            state = State.DELAYED
-        else:
-            deadletter.add(pipe, _dead_letter(job, verdict, step, attempt, now), now=now)
-            jobstore.transition(pipe, job.id, State.DEAD, keep_seconds=keep, now=now, last=last)
-            state = State.DEAD
+        delays.park(pipe, job.id, now + step.delay)
+        jobstore.transition(
+            pipe, job.id, State.DELAYED, now=now, last=last, due_at=now + step.delay
+        )
         pipe.execute()
-    return state
+    return State.DELAYED
 
 
-def _dead_letter(job: Job, verdict: Verdict, step: Step, attempt: int, now: float) -> dict[str, Any]:
-    return {
+def _dead_letter(rt: Runtime, job: Job, failure: dict[str, Any], attempts: int) -> None:
+    """Record the dead letter and mark the job dead, in one transaction."""
+    now = rt.clock()
+    record = {
         "id": job.id,
         "kind": job.kind,
         "lane": job.lane,
         "payload": job.payload,
-        **verdict.describe(),
-        "reason": step.reason,
-        "policy": verdict.key,
-        "attempts": attempt,
+        **failure,
+        "attempts": attempts,
         "created_at": job.created_at,
         "dead_at": now,
     }
-
-
-def _dead_letter_internal(rt: Runtime, job_id: str, exc: Exception) -> None:
-    job = jobstore.load(rt.redis, job_id)
-    if job is None:
-        return
-    now = rt.clock()
-    record = {
-        "id": job.id, "kind": job.kind, "lane": job.lane, "payload": job.payload,
-        "outcome": "dead", "reason": "internal error in ctq", "policy": "internal",
-        "http_status": None, "code": None, "message": f"{type(exc).__name__}: {exc}"[:500],
-        "attempts": job.attempts, "created_at": job.created_at, "dead_at": now,
-    }
+    last = {k: failure[k] for k in ("outcome", "reason", "http_status", "code", "message")}
     with rt.redis.pipeline(transaction=True) as pipe:
         deadletter.add(pipe, record, now=now)
-        jobstore.transition(pipe, job.id, State.DEAD, now=now)
+        jobstore.transition(pipe, job.id, State.DEAD, keep_seconds=_keep(rt), now=now, last=last)
         pipe.execute()
+
+
+def _keep(rt: Runtime) -> int:
+    return rt.settings.job_retention_days * 86400

@@ -24,7 +24,8 @@ class ApiModel(BaseModel):
 def _phone(value: str) -> str:
     if not _PHONE.fullmatch(value):
         raise PydanticCustomError(
-            "phone_format", "must be 11 digits 7xxxxxxxxxx, e.g. 79991234567, got {value}",
+            "phone_format",
+            "must be 11 digits 7xxxxxxxxxx, e.g. 79991234567, got {value}",
             {"value": repr(value)},
         )
     return value

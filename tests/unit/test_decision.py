@@ -12,12 +12,21 @@ from worker.backoff import compute_backoff
 from worker.decision import Action, decide
 from worker.outcome import Verdict
 
-SETTINGS = Settings(CTQ_BACKOFF_BASE=1, CTQ_BACKOFF_MAX=300, CTQ_INPROCESS_WAIT_MAX=10,
-                    CTQ_MAX_ATTEMPTS=8, CTQ_LONG_RETRY_DELAY=3600)
+SETTINGS = Settings(
+    CTQ_BACKOFF_BASE=1,
+    CTQ_BACKOFF_MAX=300,
+    CTQ_INPROCESS_WAIT_MAX=10,
+    CTQ_MAX_ATTEMPTS=8,
+    CTQ_LONG_RETRY_DELAY=3600,
+)
 
 
-@given(attempt=st.integers(1, 50), base=st.floats(0.01, 10), cap=st.floats(0.01, 1000),
-       seed=st.integers(0, 2**32))
+@given(
+    attempt=st.integers(1, 50),
+    base=st.floats(0.01, 10),
+    cap=st.floats(0.01, 1000),
+    seed=st.integers(0, 2**32),
+)
 def test_backoff_stays_between_zero_and_the_capped_exponential(
     attempt: int, base: float, cap: float, seed: int
 ) -> None:

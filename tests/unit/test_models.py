@@ -11,33 +11,72 @@ from tasks.validation import JobValidationError, validate
 
 # The documents' own examples.
 FULL_CALLBACK = {
-    "routeKey": "routekey_1", "phone": "79992223344",
-    "fields": [{"name": "Имя", "value": "Иван"}, {"name": "Фамилия", "value": "Иванов"},
-               {"name": "Отчество", "value": "Иванович"}, {"name": "Город", "value": "Москва"},
-               {"name": "Тема", "value": "Заявка на консультацию"}],
-    "sessionId": "11223344", "scheduleTime": "2021-02-01 17:10:00", "utmMedium": "medium",
-    "utmSource": "source", "utmCampaign": "campaign", "utmContent": "content", "utmTerm": "term",
-    "tags": ["tag1", "tag2", "tag3", "tag10"], "unitId": 112233,
+    "routeKey": "routekey_1",
+    "phone": "79992223344",
+    "fields": [
+        {"name": "Имя", "value": "Иван"},
+        {"name": "Фамилия", "value": "Иванов"},
+        {"name": "Отчество", "value": "Иванович"},
+        {"name": "Город", "value": "Москва"},
+        {"name": "Тема", "value": "Заявка на консультацию"},
+    ],
+    "sessionId": "11223344",
+    "scheduleTime": "2021-02-01 17:10:00",
+    "utmMedium": "medium",
+    "utmSource": "source",
+    "utmCampaign": "campaign",
+    "utmContent": "content",
+    "utmTerm": "term",
+    "tags": ["tag1", "tag2", "tag3", "tag10"],
+    "unitId": 112233,
 }
 DOC_LEAD = {
     "matching": [
-        {"type": "request", "requestParams": {"requestId": 1, "tags": ["тег1", "тег2"], "tagsLogic": "and"}},
+        {
+            "type": "request",
+            "requestParams": {"requestId": 1, "tags": ["тег1", "тег2"], "tagsLogic": "and"},
+        },
         {"type": "call", "callParams": {"callId": 2, "tags": ["тег"], "tagsLogic": "and"}},
-        {"type": "requestContact", "requestContactParams": {
-            "emails": ["name@server.com"], "phones": ["79157771122", "+7 (915) 888-11-22"],
-            "date": "01-10-2020 12:00:00", "tags": ["тег"], "tagsLogic": "and",
-            "requestTypeToMatch": "nearestUniq", "searchDepth": 120}},
-        {"type": "callContact", "callContactParams": {
-            "phones": ["84953338877"], "date": "01-10-2020 12:00:00", "tags": ["тег"],
-            "tagsLogic": "and", "callTypeToMatch": "nearestUniqLead", "searchDepth": 120}},
+        {
+            "type": "requestContact",
+            "requestContactParams": {
+                "emails": ["name@server.com"],
+                "phones": ["79157771122", "+7 (915) 888-11-22"],
+                "date": "01-10-2020 12:00:00",
+                "tags": ["тег"],
+                "tagsLogic": "and",
+                "requestTypeToMatch": "nearestUniq",
+                "searchDepth": 120,
+            },
+        },
+        {
+            "type": "callContact",
+            "callContactParams": {
+                "phones": ["84953338877"],
+                "date": "01-10-2020 12:00:00",
+                "tags": ["тег"],
+                "tagsLogic": "and",
+                "callTypeToMatch": "nearestUniqLead",
+                "searchDepth": 120,
+            },
+        },
     ],
     "addComment": "Комментарий к лиду",
 }
 FULL_POOL_UPDATE = {
     "phoneNumber": "74950000001",
-    "displayOptions": {"source": "s", "medium": "m", "campaign": "c", "content": "ct", "keyword": "k"},
-    "redirectOptions": {"redirectType": "PSTN", "ptsnOptions": {"redirectNumber": "79990000002"},
-                        "reserveRedirect": {"reserveNumber": "79990000003", "reserveTimeOut": 30}},
+    "displayOptions": {
+        "source": "s",
+        "medium": "m",
+        "campaign": "c",
+        "content": "ct",
+        "keyword": "k",
+    },
+    "redirectOptions": {
+        "redirectType": "PSTN",
+        "ptsnOptions": {"redirectNumber": "79990000002"},
+        "reserveRedirect": {"reserveNumber": "79990000003", "reserveTimeOut": 30},
+    },
     "poolName": "main",
 }
 
@@ -60,7 +99,9 @@ def test_documented_examples_are_accepted_unchanged() -> None:
     assert validate(PoolUpdateJob, FULL_POOL_UPDATE)
 
 
-@pytest.mark.parametrize("phone", ["89991234567", "7999123456", "799912345678", "+79991234567", "7999123456a"])
+@pytest.mark.parametrize(
+    "phone", ["89991234567", "7999123456", "799912345678", "+79991234567", "7999123456a"]
+)
 def test_callback_phone_must_be_7_and_ten_digits(phone: str) -> None:
     assert "7xxxxxxxxxx" in problems(CallbackJob, {"routeKey": "k", "phone": phone})["phone"]
 
@@ -96,7 +137,10 @@ def test_schedule_time_takes_both_documented_formats(when: str) -> None:
 
 @pytest.mark.parametrize("when", ["2021-02-01T17:10:00", "2021-13-01 17:10:00", "tomorrow"])
 def test_schedule_time_refuses_other_formats(when: str) -> None:
-    assert "dd-mm-yyyy" in problems(CallbackJob, with_(FULL_CALLBACK, scheduleTime=when))["scheduleTime"]
+    assert (
+        "dd-mm-yyyy"
+        in problems(CallbackJob, with_(FULL_CALLBACK, scheduleTime=when))["scheduleTime"]
+    )
 
 
 def test_session_id_is_at_most_100_characters() -> None:
@@ -163,8 +207,12 @@ def test_pool_update_needs_something_to_change() -> None:
 
 
 def test_pool_update_number_is_one_phone_in_7_format() -> None:
-    assert "phoneNumber" in problems(PoolUpdateJob, with_(FULL_POOL_UPDATE, phoneNumber="84950000001"))
-    assert "phoneNumber" in problems(PoolUpdateJob, with_(FULL_POOL_UPDATE, phoneNumber=["74950000001"]))
+    assert "phoneNumber" in problems(
+        PoolUpdateJob, with_(FULL_POOL_UPDATE, phoneNumber="84950000001")
+    )
+    assert "phoneNumber" in problems(
+        PoolUpdateJob, with_(FULL_POOL_UPDATE, phoneNumber=["74950000001"])
+    )
 
 
 def test_display_options_need_source() -> None:
@@ -179,13 +227,18 @@ def test_redirect_rules() -> None:
     pstn = {"redirectNumber": "79990000002"}
     assert "redirectOptions.redirectType" in redirect(redirectType="SIP", ptsnOptions=pstn)
     assert "redirectOptions.ptsnOptions" in redirect(redirectType="PSTN")
-    assert "redirectOptions.ptsnOptions.redirectNumber" in redirect(redirectType="PSTN", ptsnOptions={})
+    assert "redirectOptions.ptsnOptions.redirectNumber" in redirect(
+        redirectType="PSTN", ptsnOptions={}
+    )
     reserve = redirect(redirectType="PSTN", ptsnOptions=pstn, reserveRedirect={"reserveTimeOut": 9})
-    assert set(reserve) == {"redirectOptions.reserveRedirect.reserveNumber",
-                            "redirectOptions.reserveRedirect.reserveTimeOut"}
+    assert set(reserve) == {
+        "redirectOptions.reserveRedirect.reserveNumber",
+        "redirectOptions.reserveRedirect.reserveTimeOut",
+    }
     too_long = {"reserveNumber": "79990000003", "reserveTimeOut": 121}
     assert "redirectOptions.reserveRedirect.reserveTimeOut" in redirect(
-        redirectType="PSTN", ptsnOptions=pstn, reserveRedirect=too_long)
+        redirectType="PSTN", ptsnOptions=pstn, reserveRedirect=too_long
+    )
 
 
 def test_ignore_early_media_defaults_to_true_in_the_request() -> None:

@@ -13,11 +13,14 @@ from config.policy import Outcome, render_markdown
 from worker.outcome import classify
 
 
-def response(status: int, body: Any = None, headers: dict[str, str] | None = None,
-             raw: bytes | None = None) -> requests.Response:
+def response(
+    status: int, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+) -> requests.Response:
     answer = requests.Response()
     answer.status_code = status
-    answer._content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    answer._content = (
+        raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    )
     answer.headers.update(headers or {})
     answer.reason = "Reason"
     return answer
@@ -27,38 +30,53 @@ def api_error(code: int, message: str = "text") -> dict[str, Any]:
     return {"meta": [], "data": {"apiErrorData": {"errorCode": code, "errorMessage": message}}}
 
 
-VALIDATION = {"meta": [], "data": {"type": "validationError", "apiErrorData": None,
-              "validationErrorData": {"violations": [
-                  {"fieldPath": "comments[0].addComment", "message": "This value should not be blank."}]}}}
+VALIDATION = {
+    "meta": [],
+    "data": {
+        "type": "validationError",
+        "apiErrorData": None,
+        "validationErrorData": {
+            "violations": [
+                {
+                    "fieldPath": "comments[0].addComment",
+                    "message": "This value should not be blank.",
+                }
+            ]
+        },
+    },
+}
 
 
-@pytest.mark.parametrize(("answer", "outcome", "key"), [
-    (response(200, {"data": {"widgetRequestId": 1}}), Outcome.DONE, "http_2xx"),
-    (response(200), Outcome.DONE, "http_2xx"),
-    (response(429), Outcome.RETRY, "http_429"),
-    (response(500), Outcome.RETRY, "http_5xx"),
-    (response(502, raw=b"<html>bad gateway</html>"), Outcome.RETRY, "http_5xx"),
-    (response(503), Outcome.RETRY, "http_5xx"),
-    (requests.ConnectTimeout("connect"), Outcome.RETRY, "timeout"),
-    (requests.ReadTimeout("read"), Outcome.RETRY, "timeout"),
-    (requests.ConnectionError("refused"), Outcome.RETRY, "connection"),
-    (response(400, api_error(10007)), Outcome.RETRY, "api_10007"),
-    (response(400, api_error(10005)), Outcome.RETRY, "api_10005"),
-    (response(400, api_error(10006)), Outcome.RETRY, "api_10006"),
-    (response(401), Outcome.PAUSE, "http_401"),
-    (response(403, {"message": "Invalid credentials"}), Outcome.PAUSE, "http_403"),
-    (response(400, api_error(10001)), Outcome.PAUSE, "api_10001"),
-    (response(400, api_error(10002)), Outcome.PAUSE, "api_10002"),
-    (response(400, VALIDATION), Outcome.DEAD, "validation"),
-    (response(400, api_error(1)), Outcome.DEAD, "api_1"),
-    (response(400, api_error(10003)), Outcome.DEAD, "api_10003"),
-    (response(400, api_error(10004)), Outcome.DEAD, "api_10004"),
-    (response(400, api_error(10013)), Outcome.DEAD, "api_10013"),
-    (response(400, api_error(99999)), Outcome.DEAD, "api_other"),
-    (response(404), Outcome.DEAD, "http_4xx"),
-    (response(422, {"message": "no"}), Outcome.DEAD, "http_4xx"),
-    (response(302), Outcome.DEAD, "http_other"),
-])
+@pytest.mark.parametrize(
+    ("answer", "outcome", "key"),
+    [
+        (response(200, {"data": {"widgetRequestId": 1}}), Outcome.DONE, "http_2xx"),
+        (response(200), Outcome.DONE, "http_2xx"),
+        (response(429), Outcome.RETRY, "http_429"),
+        (response(500), Outcome.RETRY, "http_5xx"),
+        (response(502, raw=b"<html>bad gateway</html>"), Outcome.RETRY, "http_5xx"),
+        (response(503), Outcome.RETRY, "http_5xx"),
+        (requests.ConnectTimeout("connect"), Outcome.RETRY, "timeout"),
+        (requests.ReadTimeout("read"), Outcome.RETRY, "timeout"),
+        (requests.ConnectionError("refused"), Outcome.RETRY, "connection"),
+        (response(400, api_error(10007)), Outcome.RETRY, "api_10007"),
+        (response(400, api_error(10005)), Outcome.RETRY, "api_10005"),
+        (response(400, api_error(10006)), Outcome.RETRY, "api_10006"),
+        (response(401), Outcome.PAUSE, "http_401"),
+        (response(403, {"message": "Invalid credentials"}), Outcome.PAUSE, "http_403"),
+        (response(400, api_error(10001)), Outcome.PAUSE, "api_10001"),
+        (response(400, api_error(10002)), Outcome.PAUSE, "api_10002"),
+        (response(400, VALIDATION), Outcome.DEAD, "validation"),
+        (response(400, api_error(1)), Outcome.DEAD, "api_1"),
+        (response(400, api_error(10003)), Outcome.DEAD, "api_10003"),
+        (response(400, api_error(10004)), Outcome.DEAD, "api_10004"),
+        (response(400, api_error(10013)), Outcome.DEAD, "api_10013"),
+        (response(400, api_error(99999)), Outcome.DEAD, "api_other"),
+        (response(404), Outcome.DEAD, "http_4xx"),
+        (response(422, {"message": "no"}), Outcome.DEAD, "http_4xx"),
+        (response(302), Outcome.DEAD, "http_other"),
+    ],
+)
 def test_answer_maps_to_policy_outcome(answer: Any, outcome: Outcome, key: str) -> None:
     verdict = classify(answer)
     assert (verdict.outcome, verdict.key) == (outcome, key)
@@ -72,8 +90,11 @@ def test_code_and_message_are_taken_from_the_error_body() -> None:
     verdict = classify(response(400, api_error(10003, "No widget")))
     assert (verdict.code, verdict.http_status, verdict.message) == (10003, 400, "No widget")
     assert classify(response(400, VALIDATION)).message == (
-        "comments[0].addComment: This value should not be blank.")
-    assert classify(response(403, {"message": "Invalid credentials"})).message == "Invalid credentials"
+        "comments[0].addComment: This value should not be blank."
+    )
+    assert (
+        classify(response(403, {"message": "Invalid credentials"})).message == "Invalid credentials"
+    )
     assert classify(response(400, {"data": {"message": "inner"}})).message == "inner"
 
 

@@ -40,7 +40,9 @@ def test_a_callback_gets_a_record_and_a_message_on_the_realtime_queue(
     assert jobstore.counts(real_redis)["queued"] == 1
 
 
-def test_leads_are_packed_100_per_request_in_order(producer: Producer, real_redis: redis.Redis) -> None:
+def test_leads_are_packed_100_per_request_in_order(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
     leads = [{**LEAD, "addComment": f"lead {i}"} for i in range(250)]
     job_ids = producer.comments(leads)
     sizes = [len(jobstore.load(real_redis, j).payload["comments"]) for j in job_ids]  # type: ignore[union-attr]
@@ -54,18 +56,22 @@ def test_one_bad_lead_refuses_the_whole_input(producer: Producer, real_redis: re
     with pytest.raises(JobValidationError) as caught:
         producer.comments(leads)
     assert [str(p) for p in caught.value.problems] == [
-        "line 151: addComment: String should have at least 1 character"]
+        "line 151: addComment: String should have at least 1 character"
+    ]
     assert real_redis.dbsize() == 0
 
 
 def test_unreachable_redis_raises_and_enqueues_nothing(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-                        CTQ_DATA_DIR=str(tmp_path))
+    settings = Settings(
+        _env_file=None, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", CTQ_DATA_DIR=str(tmp_path)
+    )
     with pytest.raises(QueueUnavailable, match="nothing was enqueued"):
         Producer(settings).callback({"routeKey": "rk", "phone": "79991234567"})
 
 
-def test_due_jobs_move_back_to_their_queue_once(producer: Producer, real_redis: redis.Redis) -> None:
+def test_due_jobs_move_back_to_their_queue_once(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
     job_id = producer.callback({"routeKey": "rk", "phone": "79991234567"})
     real_redis.delete(keys.REALTIME)
     real_redis.zadd(keys.DELAYED, {job_id: 100.0})

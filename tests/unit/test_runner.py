@@ -40,10 +40,20 @@ class CannedApi:
 
 @pytest.fixture
 def runtime(fake_redis: fakeredis.FakeRedis) -> Runtime:
-    settings = Settings(_env_file=None, CTQ_MAX_ATTEMPTS=3, CTQ_BACKOFF_BASE=1,
-                        CTQ_INPROCESS_WAIT_MAX=10, CTQ_LONG_RETRY_DELAY=3600)
-    rt = Runtime(settings=settings, redis=fake_redis, calltouch=CannedApi(),  # type: ignore[arg-type]
-                 rng=random.Random(0), clock=lambda: 1_000.0)
+    settings = Settings(
+        _env_file=None,
+        CTQ_MAX_ATTEMPTS=3,
+        CTQ_BACKOFF_BASE=1,
+        CTQ_INPROCESS_WAIT_MAX=10,
+        CTQ_LONG_RETRY_DELAY=3600,
+    )
+    rt = Runtime(
+        settings=settings,
+        redis=fake_redis,
+        calltouch=CannedApi(),  # type: ignore[arg-type]
+        rng=random.Random(0),
+        clock=lambda: 1_000.0,
+    )
     rt.slept = []  # type: ignore[attr-defined]
     rt.sleep = rt.slept.append  # type: ignore[attr-defined]
     return rt
@@ -70,8 +80,10 @@ def test_success_records_done_and_the_last_answer(runtime: Runtime) -> None:
 
 
 def test_comment_results_are_kept_per_lead(runtime: Runtime) -> None:
-    rows = [{"callInfo": {"callId": 9}, "requestInfo": None, "commented": True, "error": None},
-            {"callInfo": None, "requestInfo": None, "commented": False, "error": "Lead not found"}]
+    rows = [
+        {"callInfo": {"callId": 9}, "requestInfo": None, "commented": True, "error": None},
+        {"callInfo": None, "requestInfo": None, "commented": False, "error": "Lead not found"},
+    ]
     runtime.calltouch = CannedApi(answer(200, {"meta": [], "data": {"comments": rows}}))
     add_job(runtime, comment.KIND, {"comments": []})
     run_job(runtime, comment.KIND, "job1")
@@ -90,7 +102,11 @@ def test_a_refused_job_is_dead_lettered_with_payload_code_and_attempts(runtime: 
     record = deadletter.get(runtime.redis, "job1")
     assert record is not None
     assert (record["payload"], record["code"], record["message"], record["attempts"]) == (
-        CALLBACK, 10003, "No widget", 1)
+        CALLBACK,
+        10003,
+        "No widget",
+        1,
+    )
     assert record["created_at"] == 1.0 and record["dead_at"] == 1000.0
     assert jobstore.counts(runtime.redis)["dead"] == 1
 

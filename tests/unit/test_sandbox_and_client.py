@@ -21,7 +21,9 @@ from worker.outcome import classify
 
 
 def client(url: str, token: str = TEST_TOKEN, read_timeout: float = 5) -> CalltouchClient:
-    return CalltouchClient(url, SITE_ID, SecretStr(token), connect_timeout=2, read_timeout=read_timeout)
+    return CalltouchClient(
+        url, SITE_ID, SecretStr(token), connect_timeout=2, read_timeout=read_timeout
+    )
 
 
 def test_client_sends_the_body_with_auth_headers(sandbox: RunningSandbox) -> None:
@@ -31,7 +33,11 @@ def test_client_sends_the_body_with_auth_headers(sandbox: RunningSandbox) -> Non
     assert verdict.body["data"]["widgetRequestId"] > 0
     [seen] = sandbox.received()
     assert (seen["path"], seen["site_id"], seen["token"], seen["body"]) == (
-        callback.KIND.path, SITE_ID, "valid", body)
+        callback.KIND.path,
+        SITE_ID,
+        "valid",
+        body,
+    )
     assert seen["content_type"] == "application/json"
 
 
@@ -41,11 +47,20 @@ def test_wrong_or_missing_token_is_an_account_level_outcome(sandbox: RunningSand
     assert sandbox.received()[0]["token"] == "invalid"
 
 
-@pytest.mark.parametrize(("phone", "key"), [
-    ("79990010001", "api_10001"), ("79990010003", "api_10003"), ("79990010007", "api_10007"),
-    ("79990000001", "api_1"), ("79990000503", "http_5xx"), ("79990000401", "http_401"),
-])
-def test_reserved_phones_trigger_documented_errors(sandbox: RunningSandbox, phone: str, key: str) -> None:
+@pytest.mark.parametrize(
+    ("phone", "key"),
+    [
+        ("79990010001", "api_10001"),
+        ("79990010003", "api_10003"),
+        ("79990010007", "api_10007"),
+        ("79990000001", "api_1"),
+        ("79990000503", "http_5xx"),
+        ("79990000401", "http_401"),
+    ],
+)
+def test_reserved_phones_trigger_documented_errors(
+    sandbox: RunningSandbox, phone: str, key: str
+) -> None:
     answer = client(sandbox.url).post(callback.KIND.path, {"routeKey": "rk", "phone": phone})
     assert classify(answer).key == key
 
@@ -61,8 +76,10 @@ def test_invalid_bodies_get_the_documented_validation_error(sandbox: RunningSand
 
 
 def test_comment_answers_come_per_lead_in_order(sandbox: RunningSandbox) -> None:
-    leads = [{"matching": [{"type": "call", "callParams": {"callId": 7}}], "addComment": "a"},
-             {"matching": [{"type": "call", "callParams": {"callId": 8}}], "addComment": "[no-lead]"}]
+    leads = [
+        {"matching": [{"type": "call", "callParams": {"callId": 7}}], "addComment": "a"},
+        {"matching": [{"type": "call", "callParams": {"callId": 8}}], "addComment": "[no-lead]"},
+    ]
     answer = client(sandbox.url).post(comment.KIND.path, {"comments": leads})
     assert comment.lead_results(classify(answer).body) == [
         {"commented": True, "error": None, "callId": 7, "requestId": None},
@@ -71,13 +88,17 @@ def test_comment_answers_come_per_lead_in_order(sandbox: RunningSandbox) -> None
 
 
 def test_pool_update_success_has_an_empty_body(sandbox: RunningSandbox) -> None:
-    answer = client(sandbox.url).post(pool_update.KIND.path, {"phoneNumber": "74950000001", "poolName": "p"})
+    answer = client(sandbox.url).post(
+        pool_update.KIND.path, {"phoneNumber": "74950000001", "poolName": "p"}
+    )
     assert (answer.status_code, answer.content) == (200, b"")  # type: ignore[union-attr]
 
 
 def test_sliding_window_admits_at_most_n_in_any_second() -> None:
     window = SlidingWindow(5)
-    admitted = [t for t in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.99, 1.05, 1.11, 1.12) if window.admit("ip", t)]
+    admitted = [
+        t for t in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.99, 1.05, 1.11, 1.12) if window.admit("ip", t)
+    ]
     assert admitted == [0.0, 0.1, 0.2, 0.3, 0.4, 1.05, 1.11]
     assert window.admit("other-ip", 0.5)
 
@@ -86,8 +107,12 @@ def test_sandbox_answers_429_beyond_its_rate() -> None:
     server = SandboxHTTPServer(0, Sandbox(TEST_TOKEN, rate=2))
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
-        statuses = [client(server.url).post(callback.KIND.path, {"routeKey": "r", "phone": "79991234567"})
-                    .status_code for _ in range(3)]  # type: ignore[union-attr]
+        statuses = [
+            client(server.url)
+            .post(callback.KIND.path, {"routeKey": "r", "phone": "79991234567"})
+            .status_code
+            for _ in range(3)
+        ]  # type: ignore[union-attr]
         assert statuses[:2] == [200, 200] and 429 in statuses
         assert classify(client(server.url).post("/x", {})).key in {"http_429", "http_4xx"}
     finally:

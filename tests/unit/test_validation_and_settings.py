@@ -12,13 +12,16 @@ from tasks.validation import JobValidationError, field_path, parse_json_lines, v
 
 def test_field_paths_read_like_the_api_writes_them() -> None:
     assert field_path(("comments", 0, "matching", 3, "callParams", "callId")) == (
-        "comments[0].matching[3].callParams.callId")
+        "comments[0].matching[3].callParams.callId"
+    )
     assert field_path(()) == "(body)"
 
 
 def test_every_problem_of_every_line_is_reported_with_its_line_number() -> None:
-    items = parse_json_lines('{"routeKey": "k", "phone": "79991234567"}\n\n'
-                             '{"routeKey": "", "phone": "1"}\n{"phone": "79991234567"}\n')
+    items = parse_json_lines(
+        '{"routeKey": "k", "phone": "79991234567"}\n\n'
+        '{"routeKey": "", "phone": "1"}\n{"phone": "79991234567"}\n'
+    )
     with pytest.raises(JobValidationError) as caught:
         validate_all(CallbackJob, items)
     assert [str(p) for p in caught.value.problems] == [
@@ -51,15 +54,21 @@ def test_settings_use_the_documented_environment_names(monkeypatch: pytest.Monke
 def test_defaults() -> None:
     settings = Settings(_env_file=None)
     assert (settings.rate_limit, settings.egress_ip, settings.timezone) == (
-        "5/second", "default", "Europe/Moscow")
+        "5/second",
+        "default",
+        "Europe/Moscow",
+    )
     assert settings.calltouch_api_url == "https://api.calltouch.ru"
 
 
-@pytest.mark.parametrize(("name", "value", "reason"), [
-    ("CTQ_RATE_LIMIT", "fast", "limits"),
-    ("CTQ_TIMEZONE", "Mars/Olympus", "time zone"),
-    ("CTQ_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("CTQ_RATE_LIMIT", "fast", "limits"),
+        ("CTQ_TIMEZONE", "Mars/Olympus", "time zone"),
+        ("CTQ_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
+    ],
+)
 def test_bad_settings_are_refused_with_a_reason(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, reason: str
 ) -> None:

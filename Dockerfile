@@ -1,0 +1,17 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY worker ./worker
+COPY tasks ./tasks
+COPY scheduler ./scheduler
+COPY cli ./cli
+COPY sandbox ./sandbox
+RUN pip install --no-cache-dir . \
+    && useradd --create-home --uid 1000 ctq \
+    && mkdir -p /data && chown ctq /data
+USER ctq
+ENV CTQ_DATA_DIR=/data
+CMD ["ctq", "worker"]

@@ -1,0 +1,91 @@
+"""`ctq up` on an embedded Redis and the sandbox: the Quick start path."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import stop_process_group
+from tests.helpers import ROOT, ctq_env, run_ctq, wait_for
+from worker import embedded_redis
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # Short on purpose: the embedded Redis listens on a unix socket inside it.
+    path = Path(tempfile.mkdtemp(prefix="ctq-"))
+    yield path / ".ctq"
+    embedded_redis.stop(path / ".ctq")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_runs_the_stack_and_ctrl_c_stops_all_of_it(data_dir: Path) -> None:
+    env = ctq_env(CTQ_DATA_DIR=str(data_dir))
+    log = data_dir.parent / "up.log"
+    with open(log, "wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "up", "--sandbox-port", "0"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: "ready." in log.read_text() or up.poll() is not None, timeout=60)
+        banner = log.read_text()
+        assert "ctq is up" in banner and "sandbox  http://127.0.0.1:" in banner, banner
+        redis_pid = embedded_redis.pid(data_dir)
+        child_pids = [int(p) for p in re.findall(r"(?:worker|beat)\s+pid (\d+)", banner)]
+        assert redis_pid and len(child_pids) == 2
+
+        done = run_ctq(["enqueue", "callback", '{"routeKey": "rk", "phone": "79991234567"}'], env)
+        assert done.returncode == 0, done.stderr
+
+        def finished() -> bool:
+            answer = run_ctq(["status", "--json"], env)
+            return json.loads(answer.stdout)["jobs"]["done"] == 1
+
+        wait_for(finished, timeout=30)
+
+        os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C does to the terminal's process group
+        assert up.wait(60) == 0
+        assert "ctq is down" in log.read_text()
+        assert not any(alive(pid) for pid in [redis_pid, *child_pids])
+    finally:
+        stop_process_group(up)
+
+
+def test_cli_processes_share_one_embedded_redis(data_dir: Path) -> None:
+    env = ctq_env(CTQ_DATA_DIR=str(data_dir))
+    done = run_ctq(
+        ["enqueue", "pool-update", '{"phoneNumber": "74950000001", "poolName": "p"}'], env
+    )
+    assert done.returncode == 0, done.stderr
+    assert embedded_redis.is_running(data_dir)
+    shown = json.loads(run_ctq(["status", "--json"], env).stdout)
+    assert shown["queues"]["realtime"] == 1 and shown["jobs"]["queued"] == 1
+
+    embedded_redis.stop(data_dir)  # its append-only file keeps the job
+    shown = json.loads(run_ctq(["status", "--json"], env).stdout)
+    assert shown["queues"]["realtime"] == 1

@@ -26,7 +26,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     client = redis_client(settings)
     if args.job_id is None:
-        data = overview(client)
+        data = overview(client, settings)
         print_json(data) if args.json else print(format_overview(data))
         return 0
     detail = job_detail(client, args.job_id)
@@ -40,11 +40,29 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def format_overview(data: dict[str, Any]) -> str:
     queues = "  ".join(f"{name} {depth}" for name, depth in data["queues"].items())
     jobs = "  ".join(f"{state} {n}" for state, n in data["jobs"].items())
-    return (
-        f"queues        {queues}  (in flight {data['in_flight']})\n"
-        f"jobs          {jobs}\n"
-        f"dead letters  {data['dead_letters']}"
+    lines = [
+        f"queues        {queues}  (in flight {data['in_flight']})",
+        f"jobs          {jobs}",
+        f"dead letters  {data['dead_letters']}",
+    ]
+    for name, lim in data["limiters"].items():
+        paused = f"  paused {lim['paused_for_s']:.1f}s" if lim["paused_for_s"] else ""
+        lines.append(
+            f"limiter       {name}: {lim['permits_in_window']}/{lim['limit']} permits in the "
+            f"last {lim['window_s']:g}s, {lim['booked_ahead']} booked ahead, waiting realtime "
+            f"{lim['waiting_realtime']} bulk {lim['waiting_bulk']}, 429s {lim['http_429']}{paused}"
+        )
+    points = data["points_today"]
+    left = (
+        "no budget set"
+        if points["budget"] is None
+        else f"left {points['left']} of {points['budget']}"
     )
+    spent = "  (spent: waiting for the reset)" if points["exhausted"] else ""
+    lines.append(
+        f"points today  used {points['used']}  reserved {points['reserved']}  {left}{spent}"
+    )
+    return "\n".join(lines)
 
 
 def format_job(detail: dict[str, Any]) -> str:

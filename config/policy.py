@@ -26,6 +26,8 @@ class Delay(StrEnum):
     NONE = "-"
     BACKOFF = "backoff"
     LONG = "long"
+    LIMITER = "limiter pause"
+    RESET = "next day"
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,10 @@ class Rule:
 POLICY: dict[str, Rule] = {
     "http_2xx": Rule("HTTP 2xx without an API error", Outcome.DONE, Delay.NONE, "accepted"),
     "http_429": Rule(
-        "HTTP 429", Outcome.RETRY, Delay.BACKOFF, "over 5 requests/s from this IP; nothing was done"
+        "HTTP 429",
+        Outcome.RETRY,
+        Delay.LIMITER,
+        "over the per-IP rate: every worker pauses this limiter key; no attempt used",
     ),
     "http_5xx": Rule("HTTP 5xx", Outcome.RETRY, Delay.BACKOFF, "server-side fault, transient"),
     "timeout": Rule(
@@ -61,6 +66,12 @@ POLICY: dict[str, Rule] = {
     ),
     "api_10006": Rule(
         "code 10006", Outcome.RETRY, Delay.LONG, "request limit for this phone; wait long"
+    ),
+    "points_spent": Rule(
+        "a code in `CTQ_POINTS_EXHAUSTED_CODES`",
+        Outcome.RETRY,
+        Delay.RESET,
+        "the day's points are spent: the job waits for the reset; no attempt used",
     ),
     "http_401": Rule("HTTP 401", Outcome.PAUSE, Delay.NONE, "bad credentials: account-level"),
     "http_403": Rule("HTTP 403", Outcome.PAUSE, Delay.NONE, "bad credentials: account-level"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
@@ -37,6 +38,15 @@ class Settings(BaseSettings):
     egress_ip: str = Field("default", validation_alias="CTQ_EGRESS_IP")
     daily_points: int | None = Field(None, ge=1, validation_alias="CTQ_DAILY_POINTS")
     timezone: str = Field("Europe/Moscow", validation_alias="CTQ_TIMEZONE")
+    limiter: Literal["shared", "celery-native"] = Field("shared", validation_alias="CTQ_LIMITER")
+    limiter_margin_ms: float = Field(25.0, ge=0, validation_alias="CTQ_LIMITER_MARGIN_MS")
+    points_reserve: float = Field(0.1, ge=0, le=1, validation_alias="CTQ_POINTS_RESERVE")
+    point_costs: dict[str, int] = Field(
+        {"comment": 1, "callback": 1, "pool-update": 1}, validation_alias="CTQ_POINT_COSTS"
+    )
+    points_exhausted_codes: frozenset[int] = Field(
+        frozenset(), validation_alias="CTQ_POINTS_EXHAUSTED_CODES"
+    )
 
     connect_timeout: float = Field(3.05, gt=0, validation_alias="CTQ_CONNECT_TIMEOUT")
     read_timeout: float = Field(30.0, gt=0, validation_alias="CTQ_READ_TIMEOUT")

@@ -7,7 +7,7 @@ from kombu import Exchange, Queue
 
 from config import Settings
 from scheduler.beat import beat_schedule
-from tasks.registry import TASK_MODULES
+from tasks.registry import KINDS, TASK_MODULES
 from worker import keys
 from worker.redis_conn import broker_url, redis_url
 
@@ -44,6 +44,12 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
         timezone=settings.timezone,
         beat_schedule=beat_schedule(),
     )
+    if settings.limiter == "celery-native":
+        # Celery's own rate_limit, per worker instance: only to measure ctq's limiter against.
+        per_second = settings.rate.amount / settings.rate.get_expiry()
+        app.conf.task_annotations = {
+            kind.task_name: {"rate_limit": f"{per_second}/s"} for kind in KINDS.values()
+        }
     app.ctq_settings = settings  # type: ignore[attr-defined]
     app.ctq_redis_url = url  # type: ignore[attr-defined]
     return app

@@ -14,6 +14,8 @@ from worker.outcome import Verdict
 
 class Action(StrEnum):
     FINISH = "finish"
+    REPERMIT = "repermit"  # rate-limited: book a new permit; not an attempt
+    AWAIT_RESET = "await_reset"  # points spent: park until the day resets; not an attempt
     WAIT = "wait"  # sleep in this process, then try again
     DELAY = "delay"  # park in the durable delay set; the beat moves it back when due
     DEAD_LETTER = "dead_letter"
@@ -27,14 +29,26 @@ class Step:
 
 
 def decide(
-    verdict: Verdict, attempt: int, settings: Settings, rng: random.Random | None = None
+    verdict: Verdict,
+    attempt: int,
+    settings: Settings,
+    rng: random.Random | None = None,
+    *,
+    shared_limiter: bool = True,
 ) -> Step:
-    """What to do after attempt number ``attempt`` came to ``verdict``."""
+    """What to do after attempt number ``attempt`` came to ``verdict``.
+
+    Rate-limit and points answers are not attempts: the caller does not count them.
+    """
     rule = verdict.rule
     if rule.outcome is Outcome.DONE:
         return Step(Action.FINISH)
     if rule.outcome is Outcome.DEAD:
         return Step(Action.DEAD_LETTER, reason=rule.why)
+    if rule.delay is Delay.LIMITER and shared_limiter:
+        return Step(Action.REPERMIT, delay=verdict.retry_after or 0.0, reason=rule.why)
+    if rule.delay is Delay.RESET:
+        return Step(Action.AWAIT_RESET, reason=rule.why)
     if rule.outcome is Outcome.PAUSE:
         assert PAUSE_DEAD_LETTERS
         return Step(Action.DEAD_LETTER, reason=f"account-level: {rule.why}")

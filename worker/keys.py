@@ -20,6 +20,20 @@ DLQ = f"{PREFIX}:dlq"  # hash: job id -> dead-letter record (JSON)
 DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lettered
 
 
+LIMITERS = f"{PREFIX}:limiters"  # set: every limiter key a worker has used
+
+
+def limiter(egress_ip: str, host: str) -> str:
+    """Base of one limiter's keys: ``:permits`` zset of booked slots (server µs), ``:pause``
+    (resume time after a 429), ``:waiting:<lane>`` zset of waiters, ``:stats`` hash (429s)."""
+    return f"{PREFIX}:limiter:{egress_ip}:{host}"
+
+
+def points(site_id: str, day: str) -> str:
+    """Hash of one site's points on one day (in CTQ_TIMEZONE): used, reserved, exhausted."""
+    return f"{PREFIX}:points:{site_id}:{day}"
+
+
 def job(job_id: str) -> str:
     """Hash holding one job: payload, state, attempts, last outcome, results."""
     return f"{PREFIX}:job:{job_id}"

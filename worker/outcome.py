@@ -40,8 +40,15 @@ class Verdict:
         }
 
 
-def classify(answer: requests.Response | requests.RequestException) -> Verdict:
-    """Map a response, or the transport error raised instead of one, to a ``Verdict``."""
+def classify(
+    answer: requests.Response | requests.RequestException,
+    points_spent_codes: frozenset[int] = frozenset(),
+) -> Verdict:
+    """Map a response, or the transport error raised instead of one, to a ``Verdict``.
+
+    ``points_spent_codes`` are the API codes that mean the day's points are spent (the
+    documents do not name one; see CTQ_POINTS_EXHAUSTED_CODES).
+    """
     if isinstance(answer, requests.Timeout):
         return Verdict("timeout", message=_exception_message(answer))
     if isinstance(answer, requests.RequestException):
@@ -53,6 +60,8 @@ def classify(answer: requests.Response | requests.RequestException) -> Verdict:
     common = {"http_status": status, "code": code, "message": message, "body": body}
     if _is_validation_error(body):
         return Verdict("validation", **common)
+    if code is not None and code in points_spent_codes:
+        return Verdict("points_spent", **common)
     if code is not None:
         key = f"api_{code}"
         return Verdict(key if key in POLICY else "api_other", **common)

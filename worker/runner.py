@@ -10,6 +10,7 @@ import redis
 from celery import Celery
 from celery.exceptions import Reject
 
+from config.policy import Outcome
 from tasks.kind import JobKind
 from worker import deadletter, delays, jobstore
 from worker.decision import Action, Step, decide
@@ -45,15 +46,15 @@ def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
                 "code": None,
                 "message": f"{type(exc).__name__}: {exc}"[:500],
             }
-            _dead_letter(rt, job, failure, job.attempts)
+            _dead_letter(rt, job, failure, job.attempts, count_attempt=False)
         return State.DEAD
 
 
 def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
     """Send job ``job_id`` until it is done, dead-lettered or parked; return its new state.
 
-    A message for a job that is already done or dead (a redelivery after the result was
-    recorded) sends nothing.
+    Every request first takes a permit from the shared limiter. A message for a job that is
+    already done or dead (a redelivery after the result was recorded) sends nothing.
     """
     job = jobstore.load(rt.redis, job_id)
     if job is None:
@@ -62,30 +63,46 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
     if job.state in TERMINAL:
         log.info("job %s is already %s; not sent again", job_id, job.state)
         return job.state
+    attempts = job.attempts
     while True:
-        begun = jobstore.transition(rt.redis, job_id, State.RUNNING, attempt=True, now=rt.clock())
-        attempt = begun[1] if begun else job.attempts + 1
-        verdict = classify(rt.calltouch.post(kind.path, job.payload))
-        step = decide(verdict, attempt, rt.settings, rt.rng)
+        claim = rt.ledger.claim(kind.name, job.lane)
+        permit = rt.limiter.acquire(job.lane, claim) if rt.limiter else None
+        if rt.limiter and permit is None:
+            return _park(rt, job, rt.ledger.reset_at(), "points budget spent", reason="points")
+        jobstore.transition(rt.redis, job_id, State.RUNNING, now=rt.clock())
+        verdict = classify(
+            rt.calltouch.post(kind.path, job.payload), rt.settings.points_exhausted_codes
+        )
+        if permit is not None:
+            rt.ledger.settle(claim, success=verdict.outcome is Outcome.DONE)
+        step = decide(verdict, attempts + 1, rt.settings, rt.rng, shared_limiter=bool(rt.limiter))
         log.info(
-            "job %s %s attempt %d: %s %s -> %s",
+            "job %s %s: %s %s -> %s",
             job_id,
             kind.name,
-            attempt,
             verdict.key,
             verdict.message[:200],
             step.action,
         )
+        if step.action is Action.REPERMIT and rt.limiter:
+            rt.limiter.pause(verdict.retry_after)
+            continue
+        if step.action is Action.AWAIT_RESET:
+            rt.ledger.mark_spent(claim)
+            return _park(rt, job, rt.ledger.reset_at(), step.reason, last=verdict.describe())
+        attempts += 1
         if step.action is not Action.WAIT:
-            return _settle(rt, kind, job, verdict, step, attempt)
-        last = verdict.describe()
-        jobstore.transition(rt.redis, job_id, State.RETRYING, now=rt.clock(), last=last)
+            return _settle(rt, kind, job, verdict, step, attempts)
+        jobstore.transition(
+            rt.redis, job_id, State.RETRYING, attempt=True, now=rt.clock(), last=verdict.describe()
+        )
         rt.sleep(step.delay)
 
 
 def _settle(
-    rt: Runtime, kind: JobKind, job: Job, verdict: Verdict, step: Step, attempt: int
+    rt: Runtime, kind: JobKind, job: Job, verdict: Verdict, step: Step, attempts: int
 ) -> str:
+    """Record the outcome of a counted attempt: done, dead letter, or a durable delay."""
     now = rt.clock()
     last = verdict.describe()
     if step.action is Action.FINISH:
@@ -93,6 +110,7 @@ def _settle(
             rt.redis,
             job.id,
             State.DONE,
+            attempt=True,
             keep_seconds=_keep(rt),
             now=now,
             last=last,
@@ -100,19 +118,44 @@ def _settle(
         )
         return State.DONE
     if step.action is Action.DEAD_LETTER:
-        _dead_letter(rt, job, {**last, "policy": verdict.key, "reason": step.reason}, attempt)
+        failure = {**last, "policy": verdict.key, "reason": step.reason}
+        _dead_letter(rt, job, failure, attempts, count_attempt=True)
         return State.DEAD
+    return _park(rt, job, now + step.delay, step.reason, last=last, attempt=True)
+
+
+def _park(
+    rt: Runtime,
+    job: Job,
+    due_at: float,
+    why: str,
+    *,
+    attempt: bool = False,
+    last: dict[str, Any] | None = None,
+    reason: str = "",
+) -> str:
+    """Move the job to the durable delay set until ``due_at``; beat requeues it then."""
+    last = last or {
+        "outcome": "retry",
+        "reason": reason,
+        "http_status": None,
+        "code": None,
+        "message": why,
+    }
     with rt.redis.pipeline(transaction=True) as pipe:
-        delays.park(pipe, job.id, now + step.delay)
+        delays.park(pipe, job.id, due_at)
         jobstore.transition(
-            pipe, job.id, State.DELAYED, now=now, last=last, due_at=now + step.delay
+            pipe, job.id, State.DELAYED, attempt=attempt, now=rt.clock(), last=last, due_at=due_at
         )
         pipe.execute()
+    log.info("job %s parked until %s: %s", job.id, due_at, why)
     return State.DELAYED
 
 
-def _dead_letter(rt: Runtime, job: Job, failure: dict[str, Any], attempts: int) -> None:
-    """Record the dead letter and mark the job dead, in one transaction."""
+def _dead_letter(
+    rt: Runtime, job: Job, failure: dict[str, Any], attempts: int, *, count_attempt: bool
+) -> None:
+    """Mark the job dead and record its dead letter, in one transaction."""
     now = rt.clock()
     record = {
         "id": job.id,
@@ -127,7 +170,15 @@ def _dead_letter(rt: Runtime, job: Job, failure: dict[str, Any], attempts: int) 
     last = {k: failure[k] for k in ("outcome", "reason", "http_status", "code", "message")}
     with rt.redis.pipeline(transaction=True) as pipe:
         deadletter.add(pipe, record, now=now)
-        jobstore.transition(pipe, job.id, State.DEAD, keep_seconds=_keep(rt), now=now, last=last)
+        jobstore.transition(
+            pipe,
+            job.id,
+            State.DEAD,
+            attempt=count_attempt,
+            keep_seconds=_keep(rt),
+            now=now,
+            last=last,
+        )
         pipe.execute()
 
 

@@ -12,28 +12,47 @@ import redis
 from celery import Celery
 
 from config import Settings
+from worker import keys
 from worker.calltouch import CalltouchClient
+from worker.ledger import Ledger
+from worker.limiter import Limiter, limiter_key
 from worker.redis_conn import connect
 
 
 @dataclass
 class Runtime:
-    """Settings, the Redis client and the API client of one process; clock and sleep for tests."""
+    """One process's settings, clients, limiter and ledger; clock and sleep for tests.
+
+    ``limiter`` is None in CTQ_LIMITER=celery-native mode (Celery's per-worker rate_limit
+    instead; kept only to measure against).
+    """
 
     settings: Settings
     redis: redis.Redis
     calltouch: CalltouchClient
+    limiter: Limiter | None
+    ledger: Ledger
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
     pid: int = field(default_factory=os.getpid)
 
 
+def build_limiter(settings: Settings, client: redis.Redis) -> Limiter:
+    key = limiter_key(settings.egress_ip, settings.calltouch_api_url)
+    client.sadd(keys.LIMITERS, key)
+    return Limiter(client, key, settings.rate, margin=settings.limiter_margin_ms / 1000)
+
+
 def build_runtime(settings: Settings, redis_url: str) -> Runtime:
+    client = connect(settings, redis_url)
+    shared = settings.limiter == "shared"
     return Runtime(
         settings=settings,
-        redis=connect(settings, redis_url),
+        redis=client,
         calltouch=CalltouchClient.from_settings(settings),
+        limiter=build_limiter(settings, client) if shared else None,
+        ledger=Ledger(client, settings, time.time),
     )
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
 
+from config import Settings
 from worker import deadletter, jobstore, keys
+from worker.ledger import Ledger
+from worker.limiter import Limiter
 
 
-def overview(client: redis.Redis) -> dict[str, Any]:
-    """Queue depths, jobs in each state, and dead letters kept."""
+def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
+    """Queue depths, jobs in each state, dead letters, every limiter key, points today."""
     with client.pipeline(transaction=False) as pipe:
         for queue in (*keys.LANES, keys.MAINTENANCE):
             pipe.llen(queue)
@@ -21,6 +25,20 @@ def overview(client: redis.Redis) -> dict[str, Any]:
         "in_flight": in_flight,
         "jobs": jobstore.counts(client),
         "dead_letters": deadletter.count(client),
+        "limiters": limiters(client, settings),
+        "points_today": Ledger(client, settings, time.time).today(),
+    }
+
+
+def limiters(client: redis.Redis, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per limiter key: permits in the current window, booked ahead, waiters, 429s, pause."""
+    margin = settings.limiter_margin_ms / 1000
+    names: set[str] = client.smembers(keys.LIMITERS)  # type: ignore[assignment]
+    return {
+        name.removeprefix(f"{keys.PREFIX}:limiter:"): Limiter(
+            client, name, settings.rate, margin=margin
+        ).snapshot()
+        for name in sorted(names)
     }
 
 

@@ -15,8 +15,9 @@ from tasks import callback, comment
 from tasks.kind import JobKind
 from worker import deadletter, jobstore, keys
 from worker.jobstore import State
+from worker.ledger import Ledger
 from worker.runner import run_job
-from worker.runtime import Runtime
+from worker.runtime import Runtime, build_limiter
 
 
 def answer(status: int, body: Any = None) -> requests.Response:
@@ -51,6 +52,8 @@ def runtime(fake_redis: fakeredis.FakeRedis) -> Runtime:
         settings=settings,
         redis=fake_redis,
         calltouch=CannedApi(),  # type: ignore[arg-type]
+        limiter=build_limiter(settings, fake_redis),
+        ledger=Ledger(fake_redis, settings, clock=lambda: 1_000.0),
         rng=random.Random(0),
         clock=lambda: 1_000.0,
     )

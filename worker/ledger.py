@@ -1,0 +1,96 @@
+"""The daily points ledger: per site and calendar day in CTQ_TIMEZONE.
+
+A permit reserves the method's cost (in ``acquire.lua``, atomically with the booking); a
+success commits it, anything else refunds it. With CTQ_DAILY_POINTS set, bulk jobs may spend
+only the budget less the realtime reserve (CTQ_POINTS_RESERVE), realtime jobs all of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import redis
+
+from config import Settings
+from worker import keys
+from worker.limiter import PointsClaim
+
+KEEP_SECONDS = 3 * 86400
+
+
+def day_of(timestamp: float, tz: ZoneInfo) -> str:
+    """The calendar day (``YYYY-MM-DD``) that ``timestamp`` falls on in ``tz``."""
+    return datetime.fromtimestamp(timestamp, tz).date().isoformat()
+
+
+def next_reset(timestamp: float, tz: ZoneInfo) -> float:
+    """The unix time of the next midnight in ``tz`` after ``timestamp``."""
+    today = datetime.fromtimestamp(timestamp, tz).date()
+    return datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz).timestamp()
+
+
+class Ledger:
+    """Points of one site, as the workers spend them."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, clock: Callable[[], float]) -> None:
+        self.client = client
+        self.settings = settings
+        self.clock = clock
+        self.site = settings.calltouch_site_id or "-"
+
+    def key(self, now: float | None = None) -> str:
+        return keys.points(
+            self.site, day_of(self.clock() if now is None else now, self.settings.tz)
+        )
+
+    def cap(self, lane: str) -> int:
+        """What ``lane`` may spend today: -1 when no budget is set."""
+        budget = self.settings.daily_points
+        if budget is None:
+            return -1
+        if lane == keys.REALTIME:
+            return budget
+        return math.floor(budget * (1 - self.settings.points_reserve))
+
+    def claim(self, kind: str, lane: str) -> PointsClaim:
+        return PointsClaim(
+            self.key(), self.settings.point_costs.get(kind, 1), self.cap(lane), KEEP_SECONDS
+        )
+
+    def settle(self, claim: PointsClaim, success: bool) -> None:
+        """Commit the reserved points of a request that succeeded; refund any other."""
+        if claim.cost <= 0:
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(claim.key, "reserved", -claim.cost)
+            if success:
+                pipe.hincrby(claim.key, "used", claim.cost)
+            pipe.execute()
+
+    def mark_spent(self, claim: PointsClaim) -> None:
+        """The API says the points are gone: nothing more is booked today."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(claim.key, "exhausted", "1")
+            pipe.expire(claim.key, KEEP_SECONDS)
+            pipe.execute()
+
+    def reset_at(self) -> float:
+        return next_reset(self.clock(), self.settings.tz)
+
+    def today(self) -> dict[str, int | bool | None]:
+        """Points used, reserved and left today (left is None without a budget)."""
+        raw: dict[str, str] = self.client.hgetall(self.key())  # type: ignore[assignment]
+        used, reserved = int(raw.get("used", 0)), int(raw.get("reserved", 0))
+        budget = self.settings.daily_points
+        exhausted = raw.get("exhausted") == "1"
+        left = None if budget is None else (0 if exhausted else max(0, budget - used - reserved))
+        return {
+            "budget": budget,
+            "used": used,
+            "reserved": reserved,
+            "left": left,
+            "exhausted": exhausted,
+        }

@@ -1,0 +1,144 @@
+"""One rate limiter shared by every worker process and host, kept in Redis.
+
+A permit is booked right before each request by ``acquire.lua``, which reads the Redis
+server's clock: the booked slot is the earliest moment that keeps every window of the
+limiter's length (plus a safety margin) at or under the limit. The worker sleeps until the
+slot, exactly, then sends. Realtime jobs may book any slot ahead; bulk jobs at most one permit
+interval ahead, so a realtime job that arrives during a bulk flood books the next free slot.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import limits
+import redis
+
+from worker import keys
+from worker.scripts import script
+
+BOOKED, COME_BACK, POINTS_SPENT = 0, 1, 2
+# Realtime jobs never have to come back: they book whatever slot is next.
+REALTIME_HORIZON_US = 24 * 3600 * 1_000_000
+
+
+@dataclass(frozen=True)
+class PointsClaim:
+    """The points one request reserves: ``cap`` < 0 means no budget is enforced."""
+
+    key: str
+    cost: int
+    cap: int
+    ttl: int
+
+
+@dataclass(frozen=True)
+class Permit:
+    """A booked permit: the slot it was booked for, and the points it reserved."""
+
+    member: str
+    slot_us: int
+    waited: float
+    claim: PointsClaim
+
+
+class Limiter:
+    """The shared limiter for one key (egress IP and API host)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        rate: limits.RateLimitItem,
+        *,
+        margin: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.key = key
+        self.limit = rate.amount
+        self.window_us = int(rate.get_expiry() * 1_000_000)
+        self.margin_us = int(margin * 1_000_000)
+        self.sleep = sleep
+        self._script = script(client, "acquire")
+
+    @property
+    def interval_us(self) -> int:
+        return (self.window_us + self.margin_us) // self.limit
+
+    def horizon_us(self, lane: str) -> int:
+        return self.interval_us if lane == keys.BULK else REALTIME_HORIZON_US
+
+    def book(self, lane: str, claim: PointsClaim, member: str) -> tuple[int, int, int]:
+        """One booking attempt: ``(status, slot_us, now_us)`` on the server's clock."""
+        keys_ = [
+            f"{self.key}:permits",
+            f"{self.key}:pause",
+            f"{self.key}:waiting:{lane}",
+            claim.key,
+        ]
+        args: list[str | int] = [
+            self.limit,
+            self.window_us,
+            self.margin_us,
+            self.horizon_us(lane),
+            member,
+            claim.cost,
+            claim.cap,
+            claim.ttl,
+        ]
+        status, slot, now = self._script(keys=keys_, args=args)
+        return int(status), int(slot), int(now)
+
+    def acquire(self, lane: str, claim: PointsClaim) -> Permit | None:
+        """Book a permit and sleep until its slot; None when the day's points are spent."""
+        member = uuid.uuid4().hex
+        waited = 0.0
+        while True:
+            status, slot, now = self.book(lane, claim, member)
+            if status == POINTS_SPENT:
+                return None
+            delay = max(0, slot - now) / 1_000_000
+            self.sleep(delay)
+            waited += delay
+            if status == BOOKED:
+                return Permit(member, slot, waited, claim)
+
+    def pause(self, seconds: float | None) -> float:
+        """After a 429: nobody books on this key for ``seconds`` (default one window)."""
+        pause_us = int((seconds if seconds is not None else self.window_us / 1_000_000) * 1_000_000)
+        resume = script(self.client, "pause")(
+            keys=[f"{self.key}:pause", f"{self.key}:stats"], args=[max(1, pause_us)]
+        )
+        return int(resume) / 1_000_000  # type: ignore[arg-type]
+
+    def snapshot(self) -> dict[str, int | float]:
+        """What ``ctq status`` shows for this key."""
+        seconds, micros = self.client.time()  # type: ignore[misc]
+        now = seconds * 1_000_000 + micros
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zcount(f"{self.key}:permits", now - self.window_us, now)
+            pipe.zcount(f"{self.key}:permits", f"({now}", "+inf")
+            for lane in keys.LANES:
+                pipe.zcount(f"{self.key}:waiting:{lane}", f"({now}", "+inf")
+            pipe.hget(f"{self.key}:stats", "http_429")
+            pipe.get(f"{self.key}:pause")
+            in_window, booked_ahead, *waiting, seen_429, paused = pipe.execute()
+        return {
+            "limit": self.limit,
+            "window_s": self.window_us / 1_000_000,
+            "permits_in_window": in_window,
+            "booked_ahead": booked_ahead,
+            **{f"waiting_{lane}": n for lane, n in zip(keys.LANES, waiting, strict=True)},
+            "http_429": int(seen_429 or 0),
+            "paused_for_s": max(0.0, (int(paused or 0) - now) / 1_000_000),
+        }
+
+
+def limiter_key(egress_ip: str, api_url: str) -> str:
+    """The limiter key of requests from ``egress_ip`` to the host of ``api_url``."""
+    return keys.limiter(egress_ip, urlsplit(api_url).netloc or api_url)

@@ -52,16 +52,14 @@ def format_overview(data: dict[str, Any]) -> str:
             f"last {lim['window_s']:g}s, {lim['booked_ahead']} booked ahead, waiting realtime "
             f"{lim['waiting_realtime']} bulk {lim['waiting_bulk']}, 429s {lim['http_429']}{paused}"
         )
-    points = data["points_today"]
-    left = (
-        "no budget set"
-        if points["budget"] is None
-        else f"left {points['left']} of {points['budget']}"
-    )
-    spent = "  (spent: waiting for the reset)" if points["exhausted"] else ""
-    lines.append(
-        f"points today  used {points['used']}  reserved {points['reserved']}  {left}{spent}"
-    )
+    for site, points in data["points_today"].items():
+        budget = points["budget"]
+        left = "no budget set" if budget is None else f"left {points['left']} of {budget}"
+        spent = "  (spent: waiting for the reset)" if points["exhausted"] else ""
+        lines.append(
+            f"points today  site {site}: used {points['used']}  reserved {points['reserved']}  "
+            f"{left}{spent}"
+        )
     return "\n".join(lines)
 
 

@@ -71,6 +71,16 @@ class Settings(BaseSettings):
             raise ValueError(f"not a rate in `limits` notation, e.g. 5/second: {exc}") from None
         return value
 
+    @field_validator("point_costs")
+    @classmethod
+    def _costs_of_known_methods(cls, value: dict[str, int]) -> dict[str, int]:
+        known = {"comment", "callback", "pool-update"}
+        if unknown := set(value) - known:
+            raise ValueError(f"unknown job kinds {sorted(unknown)}; known: {sorted(known)}")
+        if any(cost < 0 for cost in value.values()):
+            raise ValueError("costs must not be negative")
+        return {**dict.fromkeys(known, 1), **value}
+
     @field_validator("timezone")
     @classmethod
     def _timezone_exists(cls, value: str) -> str:

@@ -29,6 +29,9 @@ def limiter(egress_ip: str, host: str) -> str:
     return f"{PREFIX}:limiter:{egress_ip}:{host}"
 
 
+SITES = f"{PREFIX}:sites"  # set: every site id a worker has sent for
+
+
 def points(site_id: str, day: str) -> str:
     """Hash of one site's points on one day (in CTQ_TIMEZONE): used, reserved, exhausted."""
     return f"{PREFIX}:points:{site_id}:{day}"

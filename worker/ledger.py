@@ -35,11 +35,17 @@ def next_reset(timestamp: float, tz: ZoneInfo) -> float:
 class Ledger:
     """Points of one site, as the workers spend them."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        clock: Callable[[], float],
+        site: str | None = None,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.clock = clock
-        self.site = settings.calltouch_site_id or "-"
+        self.site = site or settings.calltouch_site_id or "-"
 
     def key(self, now: float | None = None) -> str:
         return keys.points(

@@ -67,6 +67,11 @@ class Limiter:
         self._script = script(client, "acquire")
 
     @property
+    def lateness_us(self) -> float:
+        """How late after its slot a permit may still be used (half the margin, at least 1 ms)."""
+        return max(self.margin_us / 2, 1000.0)
+
+    @property
     def interval_us(self) -> int:
         return (self.window_us + self.margin_us) // self.limit
 
@@ -95,18 +100,37 @@ class Limiter:
         return int(status), int(slot), int(now)
 
     def acquire(self, lane: str, claim: PointsClaim) -> Permit | None:
-        """Book a permit and sleep until its slot; None when the day's points are spent."""
-        member = uuid.uuid4().hex
+        """Book a permit and sleep until its slot; None when the day's points are spent.
+
+        A process that wakes later than ``lateness_us`` after its slot (a stalled process, a
+        loaded machine) cancels that permit and books again: sent late, it could land in the
+        same API window as the permits booked after it.
+        """
         waited = 0.0
         while True:
+            member = uuid.uuid4().hex
             status, slot, now = self.book(lane, claim, member)
             if status == POINTS_SPENT:
                 return None
             delay = max(0, slot - now) / 1_000_000
+            started = time.monotonic()
             self.sleep(delay)
+            late = time.monotonic() - started - delay
             waited += delay
-            if status == BOOKED:
-                return Permit(member, slot, waited, claim)
+            if status != BOOKED:
+                continue
+            permit = Permit(member, slot, waited, claim)
+            if late * 1_000_000 <= self.lateness_us:
+                return permit
+            self.cancel(permit)
+
+    def cancel(self, permit: Permit) -> None:
+        """Give back a booked permit that was not used, and the points it reserved."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(f"{self.key}:permits", permit.member)
+            if permit.claim.cost > 0:
+                pipe.hincrby(permit.claim.key, "reserved", -permit.claim.cost)
+            pipe.execute()
 
     def pause(self, seconds: float | None) -> float:
         """After a 429: nobody books on this key for ``seconds`` (default one window)."""

@@ -65,11 +65,11 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
         return job.state
     attempts = job.attempts
     while True:
+        jobstore.transition(rt.redis, job_id, State.RUNNING, now=rt.clock())
         claim = rt.ledger.claim(kind.name, job.lane)
         permit = rt.limiter.acquire(job.lane, claim) if rt.limiter else None
         if rt.limiter and permit is None:
             return _park(rt, job, rt.ledger.reset_at(), "points budget spent", reason="points")
-        jobstore.transition(rt.redis, job_id, State.RUNNING, now=rt.clock())
         verdict = classify(
             rt.calltouch.post(kind.path, job.payload), rt.settings.points_exhausted_codes
         )

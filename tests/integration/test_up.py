@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import stop_process_group
-from tests.helpers import ROOT, ctq_env, run_ctq, wait_for
+from tests.helpers import ROOT, ctq_env, run_ctq, stop_process_group, wait_for
 from worker import embedded_redis
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,1 @@
+"""Measurements against the sandbox: `make bench` (full) and `make bench-small` (CI)."""

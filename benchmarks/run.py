@@ -1,0 +1,102 @@
+"""Run the benchmarks, print a table, write JSON: `python -m benchmarks.run [--small]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.capacity import permits_per_second
+from benchmarks.scenarios import bulk_with_callbacks, rate_limited_callbacks
+from benchmarks.stack import stack
+
+FULL = {"callbacks": 300, "leads": 20_000, "priority_callbacks": 50, "capacity_seconds": 3.0}
+SMALL = {"callbacks": 30, "leads": 2_000, "priority_callbacks": 10, "capacity_seconds": 1.0}
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def run(size: dict[str, Any]) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "size": size,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    with stack() as running:
+        results["a"] = [
+            rate_limited_callbacks(running, size["callbacks"], mode)
+            for mode in ("shared", "celery-native")
+        ]
+        results["b"] = bulk_with_callbacks(running, size["leads"], 0)
+        results["c"] = bulk_with_callbacks(running, size["leads"], size["priority_callbacks"])
+        results["d"] = permits_per_second(running.redis_server.url, 4, size["capacity_seconds"])
+    return results
+
+
+def table(r: dict[str, Any]) -> str:
+    a_ctq, a_native = r["a"]
+    rows = [
+        "| scenario | measured | target |",
+        "|---|---|---|",
+    ]
+    for label, a in (("ctq shared limiter", a_ctq), ('Celery native `rate_limit="5/s"`', a_native)):
+        rows.append(
+            f"| a) {a['jobs']} callbacks, {label} | {a['requests_per_s']} req/s, "
+            f"utilization {a['utilization']}, {a['http_429']} × 429, {a['seconds']} s | "
+            f"≥ 0.95, zero 429 |"
+        )
+    b, c, d = r["b"], r["c"], r["d"]
+    rows += [
+        f"| b) {b['leads']:,} lead comments ({b['requests']} requests) | {b['seconds']} s, "
+        f"{b['http_429']} × 429 | ≤ {b['ideal_seconds'] * 1.05:.0f} s (ideal {b['ideal_seconds']} s) |",
+        f"| c) {c['callbacks']} callbacks during b), enqueue → HTTP send | p50 {c['callback_p50_s']} s, "
+        f"p99 {c['callback_p99_s']} s (bulk took {c['seconds']} s for {c['requests']}+"
+        f"{c['callbacks']} requests) | p99 ≤ 1.0 s |",
+        f"| d) limiter capacity, 4 processes | ctq {d['ctq_permits_per_s']:,} permits/s; "
+        f"`limits` MovingWindowRateLimiter {d['limits_moving_window_per_s']:,} hits/s | "
+        "≥ 20,000 permits/s |",
+    ]
+    m = r["machine"]
+    rows.append(
+        f"\nMeasured {r['when']} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+        f"{m['system']}; 2 worker processes × concurrency 4; sandbox at 5 requests/s per IP."
+    )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", action="store_true", help="a quick run (CI)")
+    parser.add_argument("--json", type=Path, help="where to write the results")
+    args = parser.parse_args(argv)
+    results = run(SMALL if args.small else FULL)
+    print(table(results))
+    out = args.json or Path("benchmarks/results") / ("small.json" if args.small else "latest.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The measured scenarios a) to c), each against the sandbox at 5 requests/s per IP."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+from typing import Any
+
+from benchmarks.stack import Stack
+from tasks.models import CallbackJob
+from tasks.registry import KINDS
+from tests.helpers import wait_for
+from worker import jobstore
+
+RATE = 5.0
+CALLBACK_PATH = KINDS["callback"].path
+COMMENT_PATH = KINDS["comment"].path
+WORKERS = {"processes": 2, "concurrency": 4}
+# Both limiter modes get the same retry settings, generous enough that nothing dead-letters.
+RETRY_ENV = {"CTQ_MAX_ATTEMPTS": "1000", "CTQ_BACKOFF_MAX": "5"}
+
+
+def callbacks(count: int, first_phone: int = 79_990_100_000) -> list[CallbackJob]:
+    return [CallbackJob(routeKey="bench", phone=str(first_phone + n)) for n in range(count)]
+
+
+def wait_finished(stack: Stack, jobs: int, timeout: float) -> None:
+    def finished() -> bool:
+        counts = jobstore.counts(stack.redis)
+        return counts["done"] + counts["dead"] >= jobs
+
+    wait_for(finished, timeout=timeout, interval=0.25)
+
+
+def rate_limited_callbacks(stack: Stack, jobs: int, limiter: str) -> dict[str, Any]:
+    """a) ``jobs`` callbacks through ``limiter`` (shared or celery-native)."""
+    stack.reset()
+    with stack.running_workers(**WORKERS, CTQ_LIMITER=limiter, **RETRY_ENV):
+        producer = stack.producer()
+        started = time.time()
+        producer.enqueue(KINDS["callback"], callbacks(jobs))
+        wait_finished(stack, jobs, timeout=jobs / RATE * 6 + 60)
+    received = [r for r in stack.received() if r["path"] == CALLBACK_PATH]
+    accepted = sorted(r["time"] for r in received if r["status"] == 200)
+    seconds = accepted[-1] - started
+    achieved = len(accepted) / seconds
+    return {
+        "limiter": limiter,
+        "jobs": jobs,
+        "seconds": round(seconds, 2),
+        "requests_per_s": round(achieved, 3),
+        "http_429": sum(r["status"] == 429 for r in received),
+        "utilization": round(achieved / RATE, 3),
+        "dead": jobstore.counts(stack.redis)["dead"],
+    }
+
+
+def bulk_with_callbacks(stack: Stack, leads: int, callback_count: int) -> dict[str, Any]:
+    """b) ``leads`` lead comments (100 per request); c) callbacks enqueued meanwhile."""
+    stack.reset()
+    requests_ = leads // 100
+    lead = {"matching": [{"type": "call", "callParams": {"callId": 1}}], "addComment": "bench"}
+    with stack.running_workers(**WORKERS, **RETRY_ENV):
+        producer = stack.producer()
+        started = time.time()
+        producer.comments([lead] * leads)
+        sprinkler = threading.Thread(
+            target=_sprinkle, args=(stack, callback_count, requests_ / RATE * 0.8), daemon=True
+        )
+        sprinkler.start()
+        sprinkler.join()
+        wait_finished(stack, requests_ + callback_count, timeout=requests_ / RATE * 4 + 60)
+    received = stack.received()
+    comments = sorted(
+        r["time"] for r in received if r["path"] == COMMENT_PATH and r["status"] == 200
+    )
+    result: dict[str, Any] = {
+        "leads": leads,
+        "requests": requests_,
+        "callbacks": callback_count,
+        "seconds": round(comments[-1] - started, 2),
+        "ideal_seconds": round((requests_ + callback_count) / RATE, 1),
+        "http_429": sum(r["status"] == 429 for r in received),
+    }
+    if callback_count:
+        result.update(_latencies(stack, received))
+    return result
+
+
+def _sprinkle(stack: Stack, count: int, within: float) -> None:
+    producer = stack.producer()
+    moments = sorted(random.uniform(0, within) for _ in range(count))
+    begin = time.monotonic()
+    for n, moment in enumerate(moments):
+        time.sleep(max(0.0, moment - (time.monotonic() - begin)))
+        producer.callback(callbacks(1, first_phone=79_990_200_000 + n)[0])
+
+
+def _latencies(stack: Stack, received: list[dict[str, Any]]) -> dict[str, float]:
+    """Enqueue (job record) to arrival at the sandbox, per callback."""
+    sent = {
+        r["body"]["phone"]: r["time"]
+        for r in received
+        if r["path"] == CALLBACK_PATH and r["status"] == 200
+    }
+    client = stack.redis
+    delays = []
+    for key in client.scan_iter("ctq:job:*"):
+        job = jobstore.load(client, key.removeprefix("ctq:job:"))
+        if job and job.kind == "callback":
+            delays.append(sent[job.payload["phone"]] - job.created_at)
+    delays.sort()
+    return {
+        "callback_p50_s": round(statistics.median(delays), 3),
+        "callback_p99_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 3),
+        "callback_max_s": round(delays[-1], 3),
+    }

@@ -71,7 +71,10 @@ class Stack:
         return list(requests.get(f"{self.sandbox_url}/_sandbox/requests", timeout=30).json())
 
     @contextmanager
-    def running_workers(self, processes: int, concurrency: int, **env: str) -> Iterator[None]:
+    def running_workers(
+        self, env: dict[str, str], processes: int = 2, concurrency: int = 4
+    ) -> Iterator[None]:
+        """``processes`` ``ctq worker`` processes × ``concurrency``, with ``env`` on top."""
         started = [
             start_worker_process(
                 self.env(**env),

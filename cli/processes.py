@@ -55,7 +55,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN, or use `ctq up`, which starts the "
             "sandbox when no token is set"
         )
-    queues = ",".join((*keys.LANES, keys.MAINTENANCE))
+    queues = ",".join(keys.CONSUME_ORDER)
     argv = ["worker", "-Q", queues, "-l", "INFO", *args.extra]
     _celery_app(settings).worker_main(argv)
     return 0

@@ -23,7 +23,7 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
     app = Celery("ctq", broker=broker_url(url), set_as_current=True)
     app.conf.update(
         include=[*TASK_MODULES, "scheduler.maintenance"],
-        task_queues=[_queue(keys.REALTIME), _queue(keys.BULK), _queue(keys.MAINTENANCE)],
+        task_queues=[_queue(name) for name in keys.CONSUME_ORDER],
         task_default_queue=keys.REALTIME,
         task_serializer="json",
         accept_content=["json"],
@@ -37,7 +37,10 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         # An unacked message comes back after this long; it must exceed the longest a job can
         # run (in-process waits are capped by CTQ_INPROCESS_WAIT_MAX, the rest are durable).
-        broker_transport_options={"visibility_timeout": 3600},
+        # A freed pool process takes from the first non-empty queue in CONSUME_ORDER (kombu's
+        # default polls round robin, so a callback would wait behind bulk messages):
+        # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
+        broker_transport_options={"visibility_timeout": 3600, "queue_order_strategy": "priority"},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_concurrency=settings.worker_concurrency,

@@ -12,6 +12,8 @@ REALTIME = "realtime"
 BULK = "bulk"
 MAINTENANCE = "maintenance"
 LANES = (REALTIME, BULK)
+# Queues in the order a worker takes from them: tiny maintenance ticks, then realtime, then bulk.
+CONSUME_ORDER = (MAINTENANCE, REALTIME, BULK)
 KOMBU_UNACKED = "unacked"
 
 STATS = f"{PREFIX}:stats"  # hash: job state -> number of jobs in it

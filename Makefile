@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit integration lint clean
+.PHONY: run test unit integration lint bench bench-small clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "ctq needs Python 3.11+; set PYTHON=python3.11")'
@@ -28,6 +28,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy config worker tasks scheduler cli sandbox
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+bench-small: $(STAMP)
+	$(BIN)/python -m benchmarks.run --small
 
 clean:
 	rm -rf $(VENV) .ctq .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,9 @@ HELP = """Validate jobs and enqueue them, all or nothing.
 Input is JSON in the API's own shape: one job per line (JSONL) from --file PATH or - (stdin),
 or a single JSON argument. For comments each line is one lead, {"matching": [...],
 "addComment": "..."}; ctq packs up to 100 leads per request. Prints one job id per line
-(one per request).
+(one per request). A job already enqueued under the same idempotency key within
+CTQ_IDEMPOTENCY_WINDOW is not enqueued again: its first id is printed. Callbacks get a key by
+default, a hash of their body, so the same callback twice within the window calls once.
 
 Exit status: 0 enqueued; 2 invalid input (one line per problem, `line N: field.path: reason`,
 nothing enqueued); 3 Redis unreachable (nothing enqueued).
@@ -33,6 +35,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("kind", choices=list(KINDS))
     parser.add_argument("json", nargs="?", help="one job as a JSON object")
     parser.add_argument("--file", "-f", metavar="PATH", help="JSONL file, or - for stdin")
+    parser.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="enqueue at most once per CTQ_IDEMPOTENCY_WINDOW; for several jobs, job N is KEY:N",
+    )
     parser.set_defaults(run=run)
 
 
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         raise CommandError(f"Redis is unreachable: {exc}", REDIS_UNAVAILABLE) from None
     try:
-        job_ids = producer.from_json_lines(args.kind, text)
+        job_ids = producer.from_json_lines(args.kind, text, idempotency_key=args.idempotency_key)
     except JobValidationError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

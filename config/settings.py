@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     backoff_max: float = Field(300.0, gt=0, validation_alias="CTQ_BACKOFF_MAX")
     inprocess_wait_max: float = Field(10.0, ge=0, validation_alias="CTQ_INPROCESS_WAIT_MAX")
     long_retry_delay: float = Field(3600.0, gt=0, validation_alias="CTQ_LONG_RETRY_DELAY")
+    visibility_timeout: int = Field(300, ge=10, validation_alias="CTQ_VISIBILITY_TIMEOUT")
+    idempotency_window: int = Field(3600, ge=1, validation_alias="CTQ_IDEMPOTENCY_WINDOW")
+    breaker_probe_interval: float = Field(
+        300.0, gt=0, validation_alias="CTQ_BREAKER_PROBE_INTERVAL"
+    )
     dlq_retention_days: int = Field(14, ge=1, validation_alias="CTQ_DLQ_RETENTION_DAYS")
     job_retention_days: int = Field(7, ge=1, validation_alias="CTQ_JOB_RETENTION_DAYS")
     sandbox_token: SecretStr = Field(

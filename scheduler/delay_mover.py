@@ -6,7 +6,7 @@ import redis
 
 from tasks.registry import KINDS
 from worker import jobstore, keys
-from worker.jobstore import State
+from worker.jobstore import TERMINAL, State
 from worker.messages import MessageBuilder
 
 
@@ -24,16 +24,17 @@ def move_due(client: redis.Redis, builder: MessageBuilder, now: float, batch: in
                 due: list[str] = pipe.zrangebyscore(keys.DELAYED, "-inf", now, 0, batch)  # type: ignore[assignment]
                 if not due:
                     return moved
-                kinds = [pipe.hget(keys.job(job_id), "kind") for job_id in due]
+                records = [pipe.hmget(keys.job(job_id), "kind", "state") for job_id in due]
                 pipe.multi()
-                for job_id, kind_name in zip(due, kinds, strict=True):
+                for job_id, (kind_name, state) in zip(due, records, strict=True):
                     pipe.zrem(keys.DELAYED, job_id)
                     kind = KINDS.get(str(kind_name))
-                    if kind is None:  # the record expired or was purged: nothing to send
+                    if kind is None or state in TERMINAL:  # expired, purged, or finished
                         continue
                     for name, args in builder.commands(kind.task_name, job_id, kind.lane):
                         getattr(pipe, name)(*args)
-                    jobstore.transition(pipe, job_id, State.QUEUED, now=now)
+                    if state == State.DELAYED:  # not when it was parked behind another's lease
+                        jobstore.transition(pipe, job_id, State.QUEUED, now=now)
                 pipe.execute()
                 moved += len(due)
             except redis.WatchError:

@@ -35,12 +35,18 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         # One message per process at a time, so a slow job does not hold others hostage.
         worker_prefetch_multiplier=1,
-        # An unacked message comes back after this long; it must exceed the longest a job can
-        # run (in-process waits are capped by CTQ_INPROCESS_WAIT_MAX, the rest are durable).
-        # A freed pool process takes from the first non-empty queue in CONSUME_ORDER (kombu's
-        # default polls round robin, so a callback would wait behind bulk messages):
-        # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
-        broker_transport_options={"visibility_timeout": 3600, "queue_order_strategy": "priority"},
+        broker_transport_options={
+            # An unacked message (its worker died) comes back after CTQ_VISIBILITY_TIMEOUT; a
+            # live job never runs that long (runner.py parks it durably at half of it). kombu
+            # looks for such messages every 5 s (its default: every 100 s).
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+            # A freed pool process takes from the first non-empty queue in CONSUME_ORDER
+            # (kombu's default polls round robin, so a callback waited behind bulk messages):
+            # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
+            "queue_order_strategy": "priority",
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_concurrency=settings.worker_concurrency,

@@ -39,6 +39,16 @@ def points(site_id: str, day: str) -> str:
     return f"{PREFIX}:points:{site_id}:{day}"
 
 
+def idempotency(key: str) -> str:
+    """Maps a producer's idempotency key to the job it first enqueued (expires after the window)."""
+    return f"{PREFIX}:idem:{key}"
+
+
+def lease(job_id: str) -> str:
+    """Held while one worker runs the job, so a redelivered copy does not run beside it."""
+    return f"{PREFIX}:lease:{job_id}"
+
+
 def job(job_id: str) -> str:
     """Hash holding one job: payload, state, attempts, last outcome, results."""
     return f"{PREFIX}:job:{job_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from celery.exceptions import Reject
 
 from config.policy import Outcome
 from tasks.kind import JobKind
-from worker import deadletter, delays, jobstore
+from worker import deadletter, delays, jobstore, keys
 from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
 from worker.outcome import Verdict, classify
@@ -63,9 +64,25 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
     if job.state in TERMINAL:
         log.info("job %s is already %s; not sent again", job_id, job.state)
         return job.state
+    lease = keys.lease(job_id)
+    if not rt.redis.set(lease, os.getpid(), nx=True, px=rt.settings.visibility_timeout * 1000):
+        # Another worker runs it (or died running it): look again when its lease ends.
+        due = rt.clock() + max(1000, int(rt.redis.pttl(lease))) / 1000  # type: ignore[arg-type]
+        delays.park(rt.redis, job_id, due)
+        log.info("job %s is leased by another worker; looking again at %s", job_id, due)
+        return job.state
+    try:
+        return _attempt_until_settled(rt, kind, job)
+    finally:
+        rt.redis.delete(lease)
+
+
+def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
     attempts = job.attempts
+    # In-process waits stop well before the broker would redeliver the message.
+    budget_ends = time.monotonic() + rt.settings.visibility_timeout / 2
     while True:
-        jobstore.transition(rt.redis, job_id, State.RUNNING, now=rt.clock())
+        jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
         claim = rt.ledger.claim(kind.name, job.lane)
         permit = rt.limiter.acquire(job.lane, claim) if rt.limiter else None
         if rt.limiter and permit is None:
@@ -78,7 +95,7 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
         step = decide(verdict, attempts + 1, rt.settings, rt.rng, shared_limiter=bool(rt.limiter))
         log.info(
             "job %s %s: %s %s -> %s",
-            job_id,
+            job.id,
             kind.name,
             verdict.key,
             verdict.message[:200],
@@ -91,10 +108,12 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
             rt.ledger.mark_spent(claim)
             return _park(rt, job, rt.ledger.reset_at(), step.reason, last=verdict.describe())
         attempts += 1
+        if step.action is Action.WAIT and time.monotonic() + step.delay > budget_ends:
+            step = Step(Action.DELAY, step.delay, step.reason)
         if step.action is not Action.WAIT:
             return _settle(rt, kind, job, verdict, step, attempts)
         jobstore.transition(
-            rt.redis, job_id, State.RETRYING, attempt=True, now=rt.clock(), last=verdict.describe()
+            rt.redis, job.id, State.RETRYING, attempt=True, now=rt.clock(), last=verdict.describe()
         )
         rt.sleep(step.delay)
 

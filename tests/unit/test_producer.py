@@ -83,3 +83,36 @@ def test_due_jobs_move_back_to_their_queue_once(
     assert message["headers"]["id"] == job_id
     assert real_redis.zcard(keys.DELAYED) == 0
     builder.close()
+
+
+def test_the_same_key_enqueues_once_and_returns_the_first_job_id(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    body = {"phoneNumber": "74950000001", "poolName": "p"}
+    first = producer.pool_update(body, idempotency_key="order-17")
+    again = producer.pool_update({**body, "poolName": "other"}, idempotency_key="order-17")
+    assert again == first
+    assert real_redis.llen(keys.REALTIME) == 1
+    assert producer.pool_update(body) != producer.pool_update(body)  # no key: two jobs
+
+
+def test_an_identical_callback_within_the_window_is_enqueued_once(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    body = {"routeKey": "rk", "phone": "79991234567"}
+    assert producer.callback(body) == producer.callback(dict(body))
+    assert producer.callback({**body, "phone": "79991234568"}) != producer.callback(body)
+    assert real_redis.llen(keys.REALTIME) == 2
+    lines = (
+        '{"routeKey": "rk", "phone": "79991234567"}\n{"routeKey": "rk", "phone": "79991234567"}\n'
+    )
+    assert len(set(producer.from_json_lines("callback", lines))) == 1
+
+
+def test_scheduled_jobs_wait_in_the_durable_delay_set(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    job_id = producer.pool_update({"phoneNumber": "74950000001", "poolName": "p"}, not_before=2e9)
+    assert real_redis.llen(keys.REALTIME) == 0
+    assert real_redis.zscore(keys.DELAYED, job_id) == 2e9
+    assert jobstore.load(real_redis, job_id).state == "delayed"  # type: ignore[union-attr]

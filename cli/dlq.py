@@ -1,16 +1,23 @@
-"""``ctq dlq list|show ID [--json]``: dead letters, newest first."""
+"""``ctq dlq list|show|replay|purge``: dead letters, newest first."""
 
 from __future__ import annotations
 
 import argparse
 
-from cli.common import FAILED, print_json, redis_client, when
+from cli.common import FAILED, INVALID_INPUT, CommandError, print_json, redis_client, when
 from config import Settings
+from tasks.producer import Producer
+from tasks.replay import replay, select
 from worker import deadletter
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("dlq", help="dead-lettered jobs")
+    parser = commands.add_parser(
+        "dlq",
+        help="dead-lettered jobs",
+        description="Dead letters keep the payload (secrets redacted), the API's code and "
+        "message, attempts and times, for CTQ_DLQ_RETENTION_DAYS days.",
+    )
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="dead letters, newest first")
     listing.add_argument("--limit", type=int, default=100)
@@ -18,8 +25,31 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(run=run_list)
     show = actions.add_parser("show", help="one dead letter in full")
     show.add_argument("job_id", metavar="ID")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.add_argument("--json", action="store_true", help="machine-readable output (default)")
     show.set_defaults(run=run_show)
+    again = actions.add_parser(
+        "replay", help="validate and enqueue dead letters again (ID..., --all or --code N)"
+    )
+    _add_selection(again)
+    again.add_argument("--json", action="store_true", help="machine-readable output")
+    again.set_defaults(run=run_replay)
+    purge = actions.add_parser("purge", help="delete dead letters (ID..., --all or --code N)")
+    _add_selection(purge)
+    purge.set_defaults(run=run_purge)
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_ids", nargs="*", metavar="ID")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--all", action="store_true", help="every dead letter")
+    group.add_argument("--code", type=int, help="those with this API code or HTTP status")
+
+
+def _selected(args: argparse.Namespace, settings: Settings) -> list[dict]:
+    if not (args.job_ids or args.all or args.code is not None):
+        raise CommandError("name dead letters by ID, or use --all or --code N", INVALID_INPUT)
+    records = deadletter.all_records(redis_client(settings))
+    return select(records, args.job_ids, args.code)
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -44,4 +74,35 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no dead letter {args.job_id}")
         return FAILED
     print_json(record)
+    return 0
+
+
+def run_replay(args: argparse.Namespace, settings: Settings) -> int:
+    records = _selected(args, settings)
+    producer = Producer(settings)
+    try:
+        result = replay(producer, records)
+    finally:
+        producer.close()
+    if args.json:
+        print_json(
+            {
+                "enqueued": result.enqueued,
+                "refused": {k: [str(p) for p in v] for k, v in result.refused.items()},
+            }
+        )
+    else:
+        for old, new in result.enqueued.items():
+            print(f"{old} -> {new}")
+        for old, problems in result.refused.items():
+            for problem in problems:
+                print(f"{old}: refused: {problem.path}: {problem.reason}")
+        print(f"replayed {len(result.enqueued)}, refused {len(result.refused)}")
+    return INVALID_INPUT if result.refused else 0
+
+
+def run_purge(args: argparse.Namespace, settings: Settings) -> int:
+    records = _selected(args, settings)
+    removed = deadletter.remove(redis_client(settings), [r["id"] for r in records])
+    print(f"purged {removed} dead letter(s)")
     return 0

@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from cli import dlq, enqueue, processes, status, up
+from cli import dlq, enqueue, processes, resume, status, up
 from cli.common import FAILED, CommandError
 from config import Settings
 from worker.embedded_redis import EmbeddedRedisError
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_parser(commands)
     status.add_parser(commands)
     dlq.add_parser(commands)
+    resume.add_parser(commands)
     return parser
 
 

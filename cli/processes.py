@@ -7,6 +7,8 @@ import sys
 
 from cli.common import CommandError
 from config import Settings
+from sandbox.faults import KINDS as fault_kinds
+from sandbox.faults import FaultPlan, parse_kinds
 from sandbox.server import Sandbox, SandboxHTTPServer
 from sandbox.triggers import help_text
 from worker import keys
@@ -39,6 +41,20 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--bind", default="127.0.0.1", help="address to listen on (0.0.0.0 only inside a container)"
     )
     sandbox.add_argument("--rate", type=int, default=5, help="requests per second per IP")
+    sandbox.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of requests (0..1) that get a fault instead of being processed",
+    )
+    sandbox.add_argument(
+        "--faults",
+        default=",".join(fault_kinds),
+        type=parse_kinds,
+        help=f"which faults to draw from (default: {','.join(fault_kinds)})",
+    )
+    sandbox.add_argument("--slow-seconds", type=float, default=5.0, help="how slow 'slow' is")
     sandbox.add_argument("--verbose", action="store_true", help="log every request")
     sandbox.set_defaults(run=run_sandbox)
 
@@ -71,8 +87,9 @@ def run_beat(args: argparse.Namespace, settings: Settings) -> int:
 def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     token = settings.sandbox_token.get_secret_value()
     try:
+        faults = FaultPlan(args.fault_rate, args.faults, args.slow_seconds)
         server = SandboxHTTPServer(
-            args.port, Sandbox(token, rate=args.rate), args.verbose, args.bind
+            args.port, Sandbox(token, rate=args.rate, faults=faults), args.verbose, args.bind
         )
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}") from None

@@ -52,6 +52,17 @@ def format_overview(data: dict[str, Any]) -> str:
             f"last {lim['window_s']:g}s, {lim['booked_ahead']} booked ahead, waiting realtime "
             f"{lim['waiting_realtime']} bulk {lim['waiting_bulk']}, 429s {lim['http_429']}{paused}"
         )
+    for pause in data["paused"]:
+        code = (
+            f" (code {pause['code']})"
+            if pause["code"]
+            else (f" (HTTP {pause['http_status']})" if pause["http_status"] else "")
+        )
+        lines.append(
+            f"PAUSED        site {pause['site']} {pause['lane']} lane: {pause['reason']}{code} "
+            f"since {when(pause['since'])}; next probe {when(pause['probe_at'])}; "
+            f"{pause['held']} job(s) held; `ctq resume` lifts it"
+        )
     for site, points in data["points_today"].items():
         budget = points["budget"]
         left = "no budget set" if budget is None else f"left {points['left']} of {budget}"

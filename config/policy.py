@@ -93,10 +93,6 @@ POLICY: dict[str, Rule] = {
     ),
 }
 
-# Until the circuit breaker lands, an account-level outcome dead-letters the job with a clear
-# reason instead of retrying it into the same wall.
-PAUSE_DEAD_LETTERS = True
-
 
 def render_markdown() -> str:
     """The policy as the Markdown table the README shows."""

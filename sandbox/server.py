@@ -1,13 +1,15 @@
 """The sandbox HTTP server: three Calltouch endpoints, auth, validation, triggers and 429s.
 
 ``GET /_sandbox/requests`` lists what it received (the token shown only as valid/invalid),
-``DELETE /_sandbox/requests`` forgets it, ``GET /_sandbox/stats`` counts answers by status.
+``DELETE /_sandbox/requests`` forgets it, ``GET /_sandbox/stats`` counts answers by status,
+``POST /_sandbox/account {"callback_minutes": false}`` makes every callback answer 10001.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -17,11 +19,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from sandbox import responses
+from sandbox.faults import FaultPlan
 from sandbox.rate import SlidingWindow
 from sandbox.responses import Answer
 from sandbox.triggers import TRIGGERS
 from tasks.models import CallbackJob, CommentJob, PoolUpdateJob
 from tasks.models.common import ApiModel
+
+DROP = 0  # answer: close the connection without a response
 
 ROUTES = {
     "/widget-service/v1/api/widget-request/user-form/create": "callback",
@@ -33,9 +38,11 @@ ROUTES = {
 class Sandbox:
     """Shared state of one sandbox: the token it accepts, its rate rule, what it has seen."""
 
-    def __init__(self, token: str, rate: int = 5) -> None:
+    def __init__(self, token: str, rate: int = 5, faults: FaultPlan | None = None) -> None:
         self.token = token
         self.window = SlidingWindow(rate)
+        self.faults = faults or FaultPlan()
+        self.callback_minutes = True  # POST /_sandbox/account {"callback_minutes": false}
         self.requests: list[dict[str, Any]] = []
         self.statuses: Counter[int] = Counter()
         self.lock = threading.Lock()
@@ -59,6 +66,16 @@ class Sandbox:
             body = None
         if not isinstance(body, dict):
             return responses.api_error(1, "JSON syntax error or empty request")
+        fault = self.faults.draw()
+        if fault == "drop":
+            return DROP, None
+        if fault == "slow":
+            time.sleep(self.faults.slow_seconds)
+            return 503, {"message": "Service Unavailable (slow)"}
+        if fault is not None:
+            return int(fault), {"message": f"injected {fault}"}
+        if kind == "callback" and not self.callback_minutes:
+            return responses.api_error(10001, "Not enough callback minutes")
         return _answer(kind, body)
 
     def record(self, entry: dict[str, Any]) -> None:
@@ -96,10 +113,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/_sandbox/account":
+            self.server.sandbox.callback_minutes = bool(json.loads(raw)["callback_minutes"])
+            return self._send(200, {"callback_minutes": self.server.sandbox.callback_minutes})
         headers = {k.lower(): v for k, v in self.headers.items()}
         sandbox = self.server.sandbox
         status, body = sandbox.handle(self.path, headers, raw, self.client_address[0])
         sandbox.record(self._entry(headers, raw, status))
+        if status == DROP:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self._send(status, body)
 
     def do_GET(self) -> None:

@@ -33,7 +33,8 @@ def move_due(client: redis.Redis, builder: MessageBuilder, now: float, batch: in
                         continue
                     for name, args in builder.commands(kind.task_name, job_id, kind.lane):
                         getattr(pipe, name)(*args)
-                    if state == State.DELAYED:  # not when it was parked behind another's lease
+                    # Not when it was parked behind another worker's lease: that one runs it.
+                    if state in (State.DELAYED, State.PAUSED):
                         jobstore.transition(pipe, job_id, State.QUEUED, now=now)
                 pipe.execute()
                 moved += len(due)

@@ -50,6 +50,21 @@ def count(client: redis.Redis) -> int:
     return int(client.zcard(keys.DLQ_INDEX))  # type: ignore[arg-type]
 
 
+def all_records(client: redis.Redis) -> list[dict[str, Any]]:
+    return list_records(client, limit=count(client) or 1)
+
+
+def remove(client: redis.Redis, job_ids: list[str]) -> int:
+    """Delete these dead letters; return how many existed."""
+    if not job_ids:
+        return 0
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hdel(keys.DLQ, *job_ids)
+        pipe.zrem(keys.DLQ_INDEX, *job_ids)
+        removed, _ = pipe.execute()
+    return int(removed)
+
+
 def purge_older_than(client: redis.Redis, cutoff: float) -> int:
     """Delete dead letters recorded before ``cutoff`` (unix time); return how many."""
     old: list[str] = client.zrangebyscore(keys.DLQ_INDEX, "-inf", cutoff)  # type: ignore[assignment]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from config import Settings
-from config.policy import PAUSE_DEAD_LETTERS, Delay, Outcome
+from config.policy import Delay, Outcome
 from worker.backoff import compute_backoff
 from worker.outcome import Verdict
 
@@ -16,6 +16,7 @@ class Action(StrEnum):
     FINISH = "finish"
     REPERMIT = "repermit"  # rate-limited: book a new permit; not an attempt
     AWAIT_RESET = "await_reset"  # points spent: park until the day resets; not an attempt
+    PAUSE = "pause"  # account-level: open the breaker, hold the lane; not an attempt
     WAIT = "wait"  # sleep in this process, then try again
     DELAY = "delay"  # park in the durable delay set; the beat moves it back when due
     DEAD_LETTER = "dead_letter"
@@ -50,8 +51,7 @@ def decide(
     if rule.delay is Delay.RESET:
         return Step(Action.AWAIT_RESET, reason=rule.why)
     if rule.outcome is Outcome.PAUSE:
-        assert PAUSE_DEAD_LETTERS
-        return Step(Action.DEAD_LETTER, reason=f"account-level: {rule.why}")
+        return Step(Action.PAUSE, reason=rule.why)
     if attempt >= settings.max_attempts:
         return Step(Action.DEAD_LETTER, reason=f"gave up after {attempt} attempts: {rule.why}")
     if rule.delay is Delay.LONG:

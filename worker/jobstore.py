@@ -22,6 +22,7 @@ class State(StrEnum):
     RUNNING = "running"
     RETRYING = "retrying"
     DELAYED = "delayed"
+    PAUSED = "paused"  # held by an open circuit breaker
     DONE = "done"
     DEAD = "dead"
 

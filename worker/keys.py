@@ -39,6 +39,12 @@ def points(site_id: str, day: str) -> str:
     return f"{PREFIX}:points:{site_id}:{day}"
 
 
+def breaker(site_id: str, lane: str) -> str:
+    """Hash of an open breaker (reason, since, probe_at); ``:held`` zset of the jobs it holds,
+    ``:probe`` the lock of the one probe in flight."""
+    return f"{PREFIX}:breaker:{site_id}:{lane}"
+
+
 def idempotency(key: str) -> str:
     """Maps a producer's idempotency key to the job it first enqueued (expires after the window)."""
     return f"{PREFIX}:idem:{key}"

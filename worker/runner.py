@@ -14,6 +14,7 @@ from celery.exceptions import Reject
 from config.policy import Outcome
 from tasks.kind import JobKind
 from worker import deadletter, delays, jobstore, keys
+from worker.breaker import HOLD, PROBE, Breaker
 from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
 from worker.outcome import Verdict, classify
@@ -81,7 +82,11 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
     attempts = job.attempts
     # In-process waits stop well before the broker would redeliver the message.
     budget_ends = time.monotonic() + rt.settings.visibility_timeout / 2
+    breaker = Breaker(rt.redis, rt.ledger.site, job.lane)
     while True:
+        admitted = breaker.admit(rt.clock(), rt.settings.visibility_timeout * 1000)
+        if admitted == HOLD:
+            return _hold(rt, job, breaker)
         jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
         claim = rt.ledger.claim(kind.name, job.lane)
         permit = rt.limiter.acquire(job.lane, claim) if rt.limiter else None
@@ -104,6 +109,23 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
         if step.action is Action.REPERMIT and rt.limiter:
             rt.limiter.pause(verdict.retry_after)
             continue
+        if step.action is Action.PAUSE:
+            reason = f"account-level: {step.reason}"
+            probe_at = breaker.open(
+                reason, verdict.describe(), rt.clock(), rt.settings.breaker_probe_interval
+            )
+            log.warning(
+                "site %s %s lane paused: %s; probe at %s", breaker.site, job.lane, reason, probe_at
+            )
+            return _park(rt, job, probe_at, reason, last=verdict.describe())
+        if admitted == PROBE:
+            released = breaker.close(rt.clock())
+            log.warning(
+                "site %s %s lane resumed after a probe; %d jobs released",
+                breaker.site,
+                job.lane,
+                released,
+            )
         if step.action is Action.AWAIT_RESET:
             rt.ledger.mark_spent(claim)
             return _park(rt, job, rt.ledger.reset_at(), step.reason, last=verdict.describe())
@@ -119,6 +141,22 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
 
 
 def _settle(
+    rt: Runtime, kind: JobKind, job: Job, verdict: Verdict, step: Step, attempts: int
+) -> str:
+    """Record the outcome of a counted attempt, riding out a short Redis outage: a success
+    that is not recorded before the message is redelivered would be sent again."""
+    deadline = time.monotonic() + rt.settings.visibility_timeout / 4
+    while True:
+        try:
+            return _record(rt, kind, job, verdict, step, attempts)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            log.warning("job %s: Redis unreachable; recording its outcome again in 1 s", job.id)
+            time.sleep(1.0)
+
+
+def _record(
     rt: Runtime, kind: JobKind, job: Job, verdict: Verdict, step: Step, attempts: int
 ) -> str:
     """Record the outcome of a counted attempt: done, dead letter, or a durable delay."""
@@ -141,6 +179,23 @@ def _settle(
         _dead_letter(rt, job, failure, attempts, count_attempt=True)
         return State.DEAD
     return _park(rt, job, now + step.delay, step.reason, last=last, attempt=True)
+
+
+def _hold(rt: Runtime, job: Job, breaker: Breaker) -> str:
+    """Keep the job, paused, until the breaker of its site and lane closes."""
+    now = rt.clock()
+    last = {
+        "outcome": "pause",
+        "reason": "breaker open",
+        "http_status": None,
+        "code": None,
+        "message": f"{job.lane} lane of site {breaker.site} is paused",
+    }
+    with rt.redis.pipeline(transaction=True) as pipe:
+        breaker.hold(pipe, job.id, now)
+        jobstore.transition(pipe, job.id, State.PAUSED, now=now, last=last)
+        pipe.execute()
+    return State.PAUSED
 
 
 def _park(

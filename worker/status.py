@@ -9,6 +9,7 @@ import redis
 
 from config import Settings
 from worker import deadletter, jobstore, keys
+from worker.breaker import open_breakers
 from worker.ledger import Ledger
 from worker.limiter import Limiter
 
@@ -27,6 +28,7 @@ def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
         "dead_letters": deadletter.count(client),
         "limiters": limiters(client, settings),
         "points_today": points_today(client, settings),
+        "paused": open_breakers(client),
     }
 
 

@@ -45,10 +45,11 @@ def test_success_finishes_and_errors_dead_letter() -> None:
     assert decide(Verdict("api_10003"), 1, SETTINGS).action is Action.DEAD_LETTER
 
 
-def test_account_level_errors_dead_letter_with_the_reason_until_the_breaker_exists() -> None:
-    step = decide(Verdict("api_10001"), 1, SETTINGS)
-    assert step.action is Action.DEAD_LETTER
-    assert "account-level" in step.reason and "minutes" in step.reason
+def test_account_level_errors_pause_instead_of_dead_lettering() -> None:
+    for key in ("http_401", "http_403", "api_10001", "api_10002"):
+        step = decide(Verdict(key), 1, SETTINGS)
+        assert step.action is Action.PAUSE, key
+    assert "minutes" in decide(Verdict("api_10001"), 1, SETTINGS).reason
 
 
 def test_short_backoff_waits_in_process_and_long_ones_are_parked() -> None:

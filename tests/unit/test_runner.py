@@ -14,6 +14,7 @@ from config import Settings
 from tasks import callback, comment
 from tasks.kind import JobKind
 from worker import deadletter, jobstore, keys
+from worker.breaker import Breaker
 from worker.jobstore import State
 from worker.ledger import Ledger
 from worker.runner import run_job
@@ -209,3 +210,55 @@ def test_the_api_saying_points_are_spent_stops_spending_until_the_reset(runtime:
     assert len(runtime.calltouch.sent) == 1
     assert runtime.ledger.today()["exhausted"] is True
     assert runtime.redis.zscore(keys.DELAYED, "b") == MIDNIGHT_MOSCOW
+
+
+NO_MINUTES = {"data": {"apiErrorData": {"errorCode": 10001, "errorMessage": "No minutes"}}}
+
+
+def test_an_account_level_answer_pauses_the_lane_and_dead_letters_nothing(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(400, NO_MINUTES))
+    for job_id in ("a", "b", "c"):
+        add_job(runtime, callback.KIND, CALLBACK, job_id)
+    assert [run_job(runtime, callback.KIND, j) for j in ("a", "b", "c")] == [
+        State.DELAYED,
+        State.PAUSED,
+        State.PAUSED,
+    ]
+    assert len(runtime.calltouch.sent) == 1  # b and c were not sent into the same wall
+    state = Breaker(runtime.redis, "s1", keys.REALTIME).state()
+    assert state and state["code"] == "10001" and state["held"] == 2
+    assert state["probe_at"] == NOW + 300
+    assert runtime.redis.zscore(keys.DELAYED, "a") == NOW + 300  # a comes back as the probe
+    assert deadletter.count(runtime.redis) == 0
+    assert jobstore.load(runtime.redis, "a").attempts == 0  # type: ignore[union-attr]
+
+
+def test_a_successful_probe_resumes_the_lane_and_releases_held_jobs(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(400, NO_MINUTES), answer(200))
+    for job_id in ("a", "b"):
+        add_job(runtime, callback.KIND, CALLBACK, job_id)
+    run_job(runtime, callback.KIND, "a")
+    run_job(runtime, callback.KIND, "b")
+    later = NOW + 301
+    runtime.clock = lambda: later
+    assert run_job(runtime, callback.KIND, "a") == State.DONE  # the probe
+    assert Breaker(runtime.redis, "s1", keys.REALTIME).state() is None
+    assert runtime.redis.zscore(keys.DELAYED, "b") == later  # released: due now
+
+
+def test_a_failed_probe_keeps_the_lane_paused(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(403), answer(403))
+    add_job(runtime, callback.KIND, CALLBACK, "a")
+    run_job(runtime, callback.KIND, "a")
+    runtime.clock = lambda: NOW + 301
+    assert run_job(runtime, callback.KIND, "a") == State.DELAYED
+    state = Breaker(runtime.redis, "s1", keys.REALTIME).state()
+    assert state and state["probe_at"] == NOW + 301 + 300 and state["since"] == NOW
+
+
+def test_a_job_leased_by_another_worker_is_not_sent_but_looked_at_later(runtime: Runtime) -> None:
+    add_job(runtime, callback.KIND, CALLBACK)
+    runtime.redis.set(keys.lease("job1"), "other-worker", px=5000)
+    assert run_job(runtime, callback.KIND, "job1") == State.QUEUED
+    assert runtime.calltouch.sent == []
+    assert NOW + 4 < (runtime.redis.zscore(keys.DELAYED, "job1") or 0) <= NOW + 5

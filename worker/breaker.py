@@ -1,0 +1,95 @@
+"""The circuit breaker: account-level answers pause a site's lane instead of failing its jobs.
+
+Bad credentials, no callback minutes, service disabled: every job of that site and lane would
+fail the same way, so the breaker opens, the jobs are held (kept, not dead-lettered), and the
+job that tripped it comes back as a probe after CTQ_BREAKER_PROBE_INTERVAL. A probe that gets
+anything but an account-level answer closes the breaker and releases the held jobs;
+``ctq resume`` does the same by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from worker import keys
+from worker.scripts import script
+
+CLOSED, PROBE, HOLD = "closed", "probe", "hold"
+
+
+class Breaker:
+    """The breaker of one site and lane."""
+
+    def __init__(self, client: redis.Redis, site: str, lane: str) -> None:
+        self.client = client
+        self.site = site
+        self.lane = lane
+        self.key = keys.breaker(site, lane)
+        self.held_key = f"{self.key}:held"
+        self.probe_key = f"{self.key}:probe"
+
+    def state(self) -> dict[str, Any] | None:
+        """The open breaker's reason and times, or None when it is closed."""
+        raw: dict[str, str] = self.client.hgetall(self.key)  # type: ignore[assignment]
+        if not raw:
+            return None
+        return {
+            "site": self.site,
+            "lane": self.lane,
+            "reason": raw.get("reason", ""),
+            "code": raw.get("code") or None,
+            "http_status": raw.get("http_status") or None,
+            "since": float(raw["since"]),
+            "probe_at": float(raw["probe_at"]),
+            "held": int(self.client.zcard(self.held_key)),  # type: ignore[arg-type]
+        }
+
+    def open(self, reason: str, verdict: dict[str, Any], now: float, interval: float) -> float:
+        """Open (or keep open) the breaker; the next probe is due ``interval`` from now."""
+        probe_at = now + interval
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(self.key, "since", now)
+            pipe.hset(
+                self.key,
+                mapping={
+                    "reason": reason,
+                    "code": "" if verdict.get("code") is None else verdict["code"],
+                    "http_status": verdict.get("http_status") or "",
+                    "probe_at": probe_at,
+                },
+            )
+            pipe.delete(self.probe_key)
+            pipe.execute()
+        return probe_at
+
+    def admit(self, now: float, lease_ms: int) -> str:
+        """``closed`` (send), ``probe`` (send: this job is the one probe), or ``hold``."""
+        probe_at = self.client.hget(self.key, "probe_at")
+        if probe_at is None:
+            return CLOSED
+        if now < float(probe_at):  # type: ignore[arg-type]
+            return HOLD
+        return PROBE if self.client.set(self.probe_key, "1", nx=True, px=lease_ms) else HOLD
+
+    def hold(self, pipe: redis.Redis, job_id: str, now: float) -> None:
+        """Keep ``job_id`` until the breaker closes (in the caller's transaction)."""
+        pipe.zadd(self.held_key, {job_id: now})
+
+    def close(self, now: float) -> int:
+        """Close the breaker and release every held job; return how many."""
+        release = script(self.client, "release_held")
+        keys_ = [self.key, self.held_key, self.probe_key, keys.DELAYED]
+        return int(release(keys=keys_, args=[now]))  # type: ignore[arg-type]
+
+
+def open_breakers(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every open breaker, for ``ctq status``."""
+    found = []
+    for name in client.scan_iter(match=f"{keys.PREFIX}:breaker:*", _type="hash"):
+        _, _, site, lane = str(name).split(":", 3)
+        state = Breaker(client, site, lane).state()
+        if state:
+            found.append(state)
+    return found

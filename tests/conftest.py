@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,8 +15,10 @@ import pytest
 import redis
 import requests
 
+from sandbox.faults import FaultPlan
 from sandbox.server import Sandbox, SandboxHTTPServer
 from tests.helpers import (
+    ROOT,
     SITE_ID,
     TEST_TOKEN,
     RedisServer,
@@ -72,29 +76,45 @@ class RunningSandbox:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    server = SandboxHTTPServer(0, Sandbox(TEST_TOKEN))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield RunningSandbox(server, TEST_TOKEN)
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def start_sandbox() -> Iterator[Callable[..., RunningSandbox]]:
+    """Start sandboxes in this process (real HTTP on loopback); each is shut down afterwards."""
+    servers: list[SandboxHTTPServer] = []
+
+    def start(rate: int = 5, faults: FaultPlan | None = None) -> RunningSandbox:
+        server = SandboxHTTPServer(0, Sandbox(TEST_TOKEN, rate=rate, faults=faults))
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return RunningSandbox(server, TEST_TOKEN)
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def sandbox(start_sandbox: Callable[..., RunningSandbox]) -> RunningSandbox:
+    return start_sandbox()
+
+
+def env_for(
+    redis_url: str, sandbox: RunningSandbox, data_dir: Path, **overrides: str
+) -> dict[str, str]:
+    """Environment for ctq processes: this Redis, this sandbox, fast retries."""
+    defaults = {"CTQ_BACKOFF_BASE": "0.05", "CTQ_BACKOFF_MAX": "0.2", "CTQ_MAX_ATTEMPTS": "4"}
+    return ctq_env(
+        REDIS_URL=redis_url,
+        CTQ_DATA_DIR=str(data_dir),
+        CALLTOUCH_API_URL=sandbox.url,
+        CALLTOUCH_SITE_ID=SITE_ID,
+        CALLTOUCH_TOKEN=TEST_TOKEN,
+        **{**defaults, **overrides},
+    )
 
 
 @pytest.fixture
 def worker_env(redis_url: str, sandbox: RunningSandbox, tmp_path: Path) -> dict[str, str]:
-    """Environment for ctq processes: the test Redis, the sandbox, fast retries."""
-    return ctq_env(
-        REDIS_URL=redis_url,
-        CTQ_DATA_DIR=str(tmp_path / "data"),
-        CALLTOUCH_API_URL=sandbox.url,
-        CALLTOUCH_SITE_ID=SITE_ID,
-        CALLTOUCH_TOKEN=TEST_TOKEN,
-        CTQ_BACKOFF_BASE="0.05",
-        CTQ_BACKOFF_MAX="0.2",
-        CTQ_MAX_ATTEMPTS="4",
-    )
+    return env_for(redis_url, sandbox, tmp_path / "data")
 
 
 @pytest.fixture
@@ -112,3 +132,26 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for worker in started:
         stop_process_group(worker.process)
+
+
+@pytest.fixture
+def start_beat(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subprocess.Popen[bytes]]]:
+    """Start ``ctq beat`` (it moves due jobs back to their queues); stopped afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(tmp_path / f"beat{len(started)}.log", "wb") as out:
+            beat = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "beat"],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(beat)
+        return beat
+
+    yield start
+    for beat in started:
+        stop_process_group(beat)

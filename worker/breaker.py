@@ -46,8 +46,11 @@ class Breaker:
             "held": int(self.client.zcard(self.held_key)),  # type: ignore[arg-type]
         }
 
-    def open(self, reason: str, verdict: dict[str, Any], now: float, interval: float) -> float:
-        """Open (or keep open) the breaker; the next probe is due ``interval`` from now."""
+    def open(
+        self, reason: str, verdict: dict[str, Any], now: float, interval: float
+    ) -> float | None:
+        """Open the breaker; return when its probe is due, or None if it was open already
+        (another job is the probe: this one is held like the rest)."""
         probe_at = now + interval
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hsetnx(self.key, "since", now)
@@ -57,11 +60,13 @@ class Breaker:
                     "reason": reason,
                     "code": "" if verdict.get("code") is None else verdict["code"],
                     "http_status": verdict.get("http_status") or "",
-                    "probe_at": probe_at,
                 },
             )
-            pipe.delete(self.probe_key)
-            pipe.execute()
+            first, _ = pipe.execute()
+        if not first and not self.client.exists(self.probe_key):
+            return None
+        self.client.hset(self.key, "probe_at", probe_at)
+        self.client.delete(self.probe_key)
         return probe_at
 
     def admit(self, now: float, lease_ms: int) -> str:

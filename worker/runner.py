@@ -114,6 +114,8 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
             probe_at = breaker.open(
                 reason, verdict.describe(), rt.clock(), rt.settings.breaker_probe_interval
             )
+            if probe_at is None:
+                return _hold(rt, job, breaker)
             log.warning(
                 "site %s %s lane paused: %s; probe at %s", breaker.site, job.lane, reason, probe_at
             )

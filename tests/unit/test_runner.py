@@ -262,3 +262,20 @@ def test_a_job_leased_by_another_worker_is_not_sent_but_looked_at_later(runtime:
     assert run_job(runtime, callback.KIND, "job1") == State.QUEUED
     assert runtime.calltouch.sent == []
     assert NOW + 4 < (runtime.redis.zscore(keys.DELAYED, "job1") or 0) <= NOW + 5
+
+
+def test_a_job_in_flight_when_another_opened_the_breaker_is_held_not_a_second_probe(
+    runtime: Runtime,
+) -> None:
+    breaker = Breaker(runtime.redis, "s1", keys.REALTIME)
+
+    class OpenedMeanwhile(CannedApi):
+        def post(self, path: str, body: dict[str, Any]) -> Any:
+            breaker.open("account-level: x", {"code": 10001}, NOW, 300)  # another worker
+            return super().post(path, body)
+
+    runtime.calltouch = OpenedMeanwhile(answer(400, NO_MINUTES))
+    add_job(runtime, callback.KIND, CALLBACK)
+    assert run_job(runtime, callback.KIND, "job1") == State.PAUSED
+    assert runtime.redis.zscore(keys.DELAYED, "job1") is None
+    assert breaker.state()["held"] == 1  # type: ignore[index]

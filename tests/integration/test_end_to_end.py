@@ -161,3 +161,32 @@ def test_unreachable_redis_exits_with_status_3(worker_env: dict[str, str]) -> No
     done = run_ctq(["enqueue", "callback", '{"routeKey": "rk", "phone": "79991234567"}'], env)
     assert done.returncode == 3 and "nothing was enqueued" in done.stderr
     assert run_ctq(["status"], env).returncode == 3
+
+
+def test_dead_letters_can_be_replayed_and_purged(
+    worker_env: dict[str, str],
+    sandbox: RunningSandbox,
+    start_worker: Callable[..., WorkerProcess],
+    real_redis: redis.Redis,
+) -> None:
+    start_worker(worker_env)
+    [widget] = enqueue(worker_env, "callback", {"routeKey": "rk", "phone": "79990010003"})
+    [session] = enqueue(worker_env, "callback", {"routeKey": "rk", "phone": "79990010004"})
+    wait_for(lambda: status(worker_env)["dead_letters"] == 2)
+
+    replayed = run_ctq(["dlq", "replay", "--code", "10003", "--json"], worker_env)
+    assert replayed.returncode == 0, replayed.stderr
+    new_id = json.loads(replayed.stdout)["enqueued"][widget]
+    again = json.loads(run_ctq(["dlq", "replay", widget, "--json"], worker_env).stdout)
+    assert again["enqueued"] == {}  # already replayed: its record is gone
+    wait_for(lambda: status(worker_env, new_id)["state"] == "dead")
+    assert len([r for r in sandbox.received() if r["body"]["phone"] == "79990010003"]) == 2
+
+    assert run_ctq(["dlq", "purge"], worker_env).returncode == 2  # nothing named
+    purged = run_ctq(["dlq", "purge", session], worker_env)
+    assert purged.stdout.strip() == "purged 1 dead letter(s)"
+    listed = json.loads(run_ctq(["dlq", "list", "--json"], worker_env).stdout)
+    assert [r["id"] for r in listed] == [new_id]
+    assert (
+        run_ctq(["dlq", "purge", "--all"], worker_env).stdout.strip() == "purged 1 dead letter(s)"
+    )

@@ -11,9 +11,10 @@ import redis
 from config import Settings
 from scheduler.delay_mover import move_due
 from tasks.producer import Producer, QueueUnavailable
+from tasks.replay import replay, select
 from tasks.validation import JobValidationError
 from tests.helpers import free_port
-from worker import jobstore, keys
+from worker import deadletter, jobstore, keys
 from worker.messages import MessageBuilder
 
 LEAD = {"matching": [{"type": "call", "callParams": {"callId": 1}}], "addComment": "c"}
@@ -116,3 +117,19 @@ def test_scheduled_jobs_wait_in_the_durable_delay_set(
     assert real_redis.llen(keys.REALTIME) == 0
     assert real_redis.zscore(keys.DELAYED, job_id) == 2e9
     assert jobstore.load(real_redis, job_id).state == "delayed"  # type: ignore[union-attr]
+
+
+def test_replay_refuses_a_payload_that_no_longer_validates(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    good = {"id": "old1", "kind": "callback", "payload": {"routeKey": "rk", "phone": "79991234567"}}
+    bad = {"id": "old2", "kind": "callback", "payload": {"routeKey": "", "phone": "79991234567"}}
+    for record in (good, bad):
+        deadletter.add(real_redis, record, now=1.0)
+    result = replay(producer, deadletter.all_records(real_redis))
+    assert list(result.enqueued) == ["old1"]
+    assert [str(p) for p in result.refused["old2"]] == [
+        "line 1: routeKey: String should have at least 1 character"
+    ]
+    assert [r["id"] for r in deadletter.all_records(real_redis)] == ["old2"]
+    assert select(deadletter.all_records(real_redis), [], code=None)[0]["id"] == "old2"

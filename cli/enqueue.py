@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 
 from cli.common import INVALID_INPUT, REDIS_UNAVAILABLE, CommandError
 from config import Settings
@@ -40,6 +41,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="KEY",
         help="enqueue at most once per CTQ_IDEMPOTENCY_WINDOW; for several jobs, job N is KEY:N",
     )
+    parser.add_argument(
+        "--at",
+        metavar="WHEN",
+        type=datetime.fromisoformat,
+        help="send no earlier than this ISO 8601 time (CTQ_TIMEZONE if it has no offset); "
+        "the jobs wait in the durable delay set",
+    )
     parser.set_defaults(run=run)
 
 
@@ -57,6 +65,12 @@ def read_input(args: argparse.Namespace) -> str:
         raise CommandError(f"cannot read {args.file}: {exc.strerror}", INVALID_INPUT) from None
 
 
+def _timestamp(when: datetime | None, settings: Settings) -> float | None:
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=settings.tz)).timestamp()
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     text = read_input(args)
     try:
@@ -64,7 +78,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         raise CommandError(f"Redis is unreachable: {exc}", REDIS_UNAVAILABLE) from None
     try:
-        job_ids = producer.from_json_lines(args.kind, text, idempotency_key=args.idempotency_key)
+        job_ids = producer.from_json_lines(
+            args.kind,
+            text,
+            idempotency_key=args.idempotency_key,
+            not_before=_timestamp(args.at, settings),
+        )
     except JobValidationError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -72,10 +72,15 @@ class Producer:
         """Enqueue leads to comment, packed up to 100 per request; one job id per request.
         With a key, request N of this input is known as ``KEY:N``."""
         valid = validate_all(CommentLead, enumerate(leads, start=1))
-        return self._enqueue_many(KINDS["comment"], pack_leads(valid), idempotency_key)
+        return self._enqueue_many(KINDS["comment"], pack_leads(valid), idempotency_key, None)
 
     def from_json_lines(
-        self, kind_name: str, text: str, *, idempotency_key: str | None = None
+        self,
+        kind_name: str,
+        text: str,
+        *,
+        idempotency_key: str | None = None,
+        not_before: float | None = None,
     ) -> list[str]:
         """Enqueue JSONL input (one job per line; one lead per line for comments). With a
         key, the job of line (or request) N is known as ``KEY:N``."""
@@ -85,7 +90,7 @@ class Producer:
             bodies: Sequence[ApiModel] = pack_leads(validate_all(CommentLead, items))
         else:
             bodies = validate_all(kind.model, items)
-        return self._enqueue_many(kind, bodies, idempotency_key)
+        return self._enqueue_many(kind, bodies, idempotency_key, not_before)
 
     def _enqueue_one(
         self,
@@ -99,13 +104,19 @@ class Producer:
         return self.enqueue(kind, [body], [key], not_before=not_before)[0]
 
     def _enqueue_many(
-        self, kind: JobKind, bodies: Sequence[ApiModel], key: str | None
+        self,
+        kind: JobKind,
+        bodies: Sequence[ApiModel],
+        key: str | None,
+        not_before: float | None,
     ) -> list[str]:
         if key is None:
-            return self.enqueue(kind, bodies)
-        if len(bodies) == 1:
-            return self.enqueue(kind, bodies, [key])
-        return self.enqueue(kind, bodies, [f"{key}:{n}" for n in range(1, len(bodies) + 1)])
+            names: list[str | None] | None = None
+        elif len(bodies) == 1:
+            names = [key]
+        else:
+            names = [f"{key}:{n}" for n in range(1, len(bodies) + 1)]
+        return self.enqueue(kind, bodies, names, not_before=not_before)
 
     def enqueue(
         self,

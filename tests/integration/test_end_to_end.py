@@ -190,3 +190,34 @@ def test_dead_letters_can_be_replayed_and_purged(
     assert (
         run_ctq(["dlq", "purge", "--all"], worker_env).stdout.strip() == "purged 1 dead letter(s)"
     )
+
+
+def test_a_job_enqueued_for_later_waits_durably_until_then(
+    worker_env: dict[str, str], real_redis: redis.Redis
+) -> None:
+    done = run_ctq(
+        [
+            "enqueue",
+            "pool-update",
+            '{"phoneNumber": "74950000001", "poolName": "p"}',
+            "--at",
+            "2030-01-01T09:00:00",
+        ],
+        worker_env,
+    )
+    assert done.returncode == 0, done.stderr
+    [job_id] = done.stdout.split()
+    due = real_redis.zscore("ctq:delayed", job_id)
+    assert due == 1893477600.0  # 09:00 in Europe/Moscow (UTC+3)
+    assert status(worker_env)["jobs"]["delayed"] == 1
+    bad = run_ctq(
+        [
+            "enqueue",
+            "pool-update",
+            '{"phoneNumber": "74950000001", "poolName": "p"}',
+            "--at",
+            "tomorrow",
+        ],
+        worker_env,
+    )
+    assert bad.returncode == 2 and "--at" in bad.stderr

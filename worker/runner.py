@@ -17,6 +17,7 @@ from worker import deadletter, delays, jobstore, keys
 from worker.breaker import HOLD, PROBE, Breaker
 from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
+from worker.limiter import PointsClaim
 from worker.outcome import Verdict, classify
 from worker.runtime import Runtime, runtime_of
 
@@ -83,20 +84,17 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
     # In-process waits stop well before the broker would redeliver the message.
     budget_ends = time.monotonic() + rt.settings.visibility_timeout / 2
     breaker = Breaker(rt.redis, rt.ledger.site, job.lane)
+    probing = False
     while True:
-        admitted = breaker.admit(rt.clock(), rt.settings.visibility_timeout * 1000)
-        if admitted == HOLD:
-            return _hold(rt, job, breaker)
-        jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
-        claim = rt.ledger.claim(kind.name, job.lane)
-        permit = rt.limiter.acquire(job.lane, claim) if rt.limiter else None
-        if rt.limiter and permit is None:
+        if not probing:
+            admitted = breaker.admit(rt.clock(), rt.settings.visibility_timeout * 1000)
+            if admitted == HOLD:
+                return _hold(rt, job, breaker)
+            probing = admitted == PROBE
+        sent = _send_once(rt, kind, job)
+        if sent is None:
             return _park(rt, job, rt.ledger.reset_at(), "points budget spent", reason="points")
-        verdict = classify(
-            rt.calltouch.post(kind.path, job.payload), rt.settings.points_exhausted_codes
-        )
-        if permit is not None:
-            rt.ledger.settle(claim, success=verdict.outcome is Outcome.DONE)
+        verdict, claim = sent
         step = decide(verdict, attempts + 1, rt.settings, rt.rng, shared_limiter=bool(rt.limiter))
         log.info(
             "job %s %s: %s %s -> %s",
@@ -110,17 +108,8 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
             rt.limiter.pause(verdict.retry_after)
             continue
         if step.action is Action.PAUSE:
-            reason = f"account-level: {step.reason}"
-            probe_at = breaker.open(
-                reason, verdict.describe(), rt.clock(), rt.settings.breaker_probe_interval
-            )
-            if probe_at is None:
-                return _hold(rt, job, breaker)
-            log.warning(
-                "site %s %s lane paused: %s; probe at %s", breaker.site, job.lane, reason, probe_at
-            )
-            return _park(rt, job, probe_at, reason, last=verdict.describe())
-        if admitted == PROBE:
+            return _pause_lane(rt, job, breaker, verdict, step)
+        if probing:
             released = breaker.close(rt.clock())
             log.warning(
                 "site %s %s lane resumed after a probe; %d jobs released",
@@ -128,6 +117,7 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
                 job.lane,
                 released,
             )
+            probing = False
         if step.action is Action.AWAIT_RESET:
             rt.ledger.mark_spent(claim)
             return _park(rt, job, rt.ledger.reset_at(), step.reason, last=verdict.describe())
@@ -140,6 +130,32 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
             rt.redis, job.id, State.RETRYING, attempt=True, now=rt.clock(), last=verdict.describe()
         )
         rt.sleep(step.delay)
+
+
+def _send_once(rt: Runtime, kind: JobKind, job: Job) -> tuple[Verdict, PointsClaim] | None:
+    """Take a permit (reserving points), send, classify, settle the points.
+    None when the day's points are spent (nothing sent)."""
+    jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
+    claim = rt.ledger.claim(kind.name, job.lane)
+    permit = rt.limiter.acquire(job.lane, claim) if rt.limiter else None
+    if rt.limiter and permit is None:
+        return None
+    answer = rt.calltouch.post(kind.path, job.payload)
+    verdict = classify(answer, rt.settings.points_exhausted_codes)
+    if permit is not None:
+        rt.ledger.settle(claim, success=verdict.outcome is Outcome.DONE)
+    return verdict, claim
+
+
+def _pause_lane(rt: Runtime, job: Job, breaker: Breaker, verdict: Verdict, step: Step) -> str:
+    """An account-level answer: open the breaker; the first job to open it is the probe."""
+    reason = f"account-level: {step.reason}"
+    interval = rt.settings.breaker_probe_interval
+    probe_at = breaker.open(reason, verdict.describe(), rt.clock(), interval)
+    if probe_at is None:
+        return _hold(rt, job, breaker)
+    log.warning("site %s %s lane paused: %s; probe at %s", breaker.site, job.lane, reason, probe_at)
+    return _park(rt, job, probe_at, reason, last=verdict.describe())
 
 
 def _settle(

@@ -279,3 +279,14 @@ def test_a_job_in_flight_when_another_opened_the_breaker_is_held_not_a_second_pr
     assert run_job(runtime, callback.KIND, "job1") == State.PAUSED
     assert runtime.redis.zscore(keys.DELAYED, "job1") is None
     assert breaker.state()["held"] == 1  # type: ignore[index]
+
+
+def test_a_probe_that_meets_a_429_stays_the_probe(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(400, NO_MINUTES), answer(429), answer(200))
+    for job_id in ("a", "b"):
+        add_job(runtime, callback.KIND, CALLBACK, job_id)
+    run_job(runtime, callback.KIND, "a")
+    run_job(runtime, callback.KIND, "b")
+    runtime.clock = lambda: NOW + 301
+    assert run_job(runtime, callback.KIND, "a") == State.DONE
+    assert Breaker(runtime.redis, "s1", keys.REALTIME).state() is None

@@ -9,7 +9,7 @@ from datetime import datetime
 from cli.common import INVALID_INPUT, REDIS_UNAVAILABLE, CommandError
 from config import Settings
 from tasks.producer import Producer, QueueUnavailable
-from tasks.registry import KINDS
+from tasks.registry import ENQUEUE_KINDS
 from tasks.validation import JobValidationError
 
 HELP = """Validate jobs and enqueue them, all or nothing.
@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("kind", choices=list(KINDS))
+    parser.add_argument("kind", choices=ENQUEUE_KINDS)
     parser.add_argument("json", nargs="?", help="one job as a JSON object")
     parser.add_argument("--file", "-f", metavar="PATH", help="JSONL file, or - for stdin")
     parser.add_argument(

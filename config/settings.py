@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     pozvonim_uid: str | None = Field(None, validation_alias="POZVONIM_UID")
     pozvonim_api_key: SecretStr | None = Field(None, validation_alias="POZVONIM_API_KEY")
 
+    pozvonim_rate_limit: str = Field("5/second", validation_alias="POZVONIM_RATE_LIMIT")
     rate_limit: str = Field("5/second", validation_alias="CTQ_RATE_LIMIT")
     egress_ip: str = Field("default", validation_alias="CTQ_EGRESS_IP")
     daily_points: int | None = Field(None, ge=1, validation_alias="CTQ_DAILY_POINTS")
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(4, ge=1, validation_alias="CTQ_WORKER_CONCURRENCY")
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "pozvonim_rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         try:

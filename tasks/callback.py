@@ -15,6 +15,7 @@ KIND = JobKind(
     path="/widget-service/v1/api/widget-request/user-form/create",
     lane=keys.REALTIME,
     task_name="ctq.callback",
+    dedupe_by_body=True,
 )
 
 

@@ -24,7 +24,13 @@ from tasks.models import CommentJob, CommentLead
 from tasks.models.comment import MAX_LEADS_PER_REQUEST
 from tasks.models.common import ApiModel
 from tasks.registry import KINDS
-from tasks.validation import parse_json_lines, validate, validate_all
+from tasks.validation import (
+    JobValidationError,
+    Problem,
+    parse_json_lines,
+    validate,
+    validate_all,
+)
 from worker import delays, jobstore, keys
 from worker.messages import MessageBuilder
 from worker.redis_conn import connect, redis_url
@@ -53,9 +59,12 @@ class Producer:
         idempotency_key: str | None = None,
         not_before: float | None = None,
     ) -> str:
-        """Enqueue one callback. Without a key, an identical callback enqueued within
-        CTQ_IDEMPOTENCY_WINDOW returns the first one's job id instead of calling twice."""
-        return self._enqueue_one("callback", data, idempotency_key, not_before)
+        """Enqueue one callback (Calltouch, or Pozvonim with ``"provider": "pozvonim"``).
+        Without a key, an identical callback enqueued within CTQ_IDEMPOTENCY_WINDOW returns
+        the first one's job id instead of calling twice."""
+        kind = callback_kind(data)
+        body = data if isinstance(data, kind.model) else validate(kind.model, data)
+        return self.enqueue(kind, [body], [idempotency_key], not_before=not_before)[0]
 
     def pool_update(
         self,
@@ -64,7 +73,9 @@ class Producer:
         idempotency_key: str | None = None,
         not_before: float | None = None,
     ) -> str:
-        return self._enqueue_one("pool-update", data, idempotency_key, not_before)
+        kind = KINDS["pool-update"]
+        body = data if isinstance(data, kind.model) else validate(kind.model, data)
+        return self.enqueue(kind, [body], [idempotency_key], not_before=not_before)[0]
 
     def comments(
         self, leads: Iterable[dict[str, Any] | CommentLead], *, idempotency_key: str | None = None
@@ -72,7 +83,8 @@ class Producer:
         """Enqueue leads to comment, packed up to 100 per request; one job id per request.
         With a key, request N of this input is known as ``KEY:N``."""
         valid = validate_all(CommentLead, enumerate(leads, start=1))
-        return self._enqueue_many(KINDS["comment"], pack_leads(valid), idempotency_key, None)
+        jobs = [(KINDS["comment"], body) for body in pack_leads(valid)]
+        return self.enqueue_jobs(jobs, numbered(idempotency_key, len(jobs)))
 
     def from_json_lines(
         self,
@@ -85,38 +97,15 @@ class Producer:
         """Enqueue JSONL input (one job per line; one lead per line for comments). With a
         key, the job of line (or request) N is known as ``KEY:N``."""
         items = parse_json_lines(text)
-        kind = KINDS[kind_name]
         if kind_name == "comment":
-            bodies: Sequence[ApiModel] = pack_leads(validate_all(CommentLead, items))
+            bodies = pack_leads(validate_all(CommentLead, items))
+            jobs: list[tuple[JobKind, ApiModel]] = [(KINDS["comment"], b) for b in bodies]
+        elif kind_name == "callback":
+            jobs = validate_callbacks(items)
         else:
-            bodies = validate_all(kind.model, items)
-        return self._enqueue_many(kind, bodies, idempotency_key, not_before)
-
-    def _enqueue_one(
-        self,
-        kind_name: str,
-        data: dict[str, Any] | ApiModel,
-        key: str | None,
-        not_before: float | None,
-    ) -> str:
-        kind = KINDS[kind_name]
-        body = data if isinstance(data, kind.model) else validate(kind.model, data)
-        return self.enqueue(kind, [body], [key], not_before=not_before)[0]
-
-    def _enqueue_many(
-        self,
-        kind: JobKind,
-        bodies: Sequence[ApiModel],
-        key: str | None,
-        not_before: float | None,
-    ) -> list[str]:
-        if key is None:
-            names: list[str | None] | None = None
-        elif len(bodies) == 1:
-            names = [key]
-        else:
-            names = [f"{key}:{n}" for n in range(1, len(bodies) + 1)]
-        return self.enqueue(kind, bodies, names, not_before=not_before)
+            kind = KINDS[kind_name]
+            jobs = [(kind, body) for body in validate_all(kind.model, items)]
+        return self.enqueue_jobs(jobs, numbered(idempotency_key, len(jobs)), not_before)
 
     def enqueue(
         self,
@@ -126,53 +115,59 @@ class Producer:
         *,
         not_before: float | None = None,
     ) -> list[str]:
+        """Enqueue validated ``bodies`` of one kind (see ``enqueue_jobs``)."""
+        return self.enqueue_jobs([(kind, b) for b in bodies], idempotency_keys, not_before)
+
+    def enqueue_jobs(
+        self,
+        jobs: Sequence[tuple[JobKind, ApiModel]],
+        idempotency_keys: Sequence[str | None] | None = None,
+        not_before: float | None = None,
+    ) -> list[str]:
         """Write the job records and their queue messages in one Redis transaction.
 
-        A body whose idempotency key was used within CTQ_IDEMPOTENCY_WINDOW is not enqueued
-        again: its place in the answer holds the first job's id. With ``not_before`` (unix
-        time) the jobs wait in the durable delay set until then.
+        A job whose idempotency key was used within CTQ_IDEMPOTENCY_WINDOW is not enqueued
+        again: its place in the answer holds the first job's id. Callbacks without a key get
+        one from their body. With ``not_before`` (unix time) the jobs wait in the durable
+        delay set until then.
         """
-        payloads = [body.model_dump(mode="json", exclude_none=True) for body in bodies]
-        names = list(idempotency_keys or [None] * len(bodies))
-        if kind.name == "callback":
-            names = [
-                name or auto_key(kind.name, p) for name, p in zip(names, payloads, strict=True)
-            ]
+        payloads = [body.model_dump(mode="json", exclude_none=True) for _, body in jobs]
+        names = list(idempotency_keys or [None] * len(jobs))
+        names = [
+            name or (auto_key(kind.name, payload) if kind.dedupe_by_body else None)
+            for name, (kind, _), payload in zip(names, jobs, payloads, strict=True)
+        ]
+        items = [
+            (kind, payload, name)
+            for (kind, _), payload, name in zip(jobs, payloads, names, strict=True)
+        ]
         try:
             builder = MessageBuilder(self.app)
             try:
-                return self._write(kind, payloads, names, builder, not_before)
+                return self._write(items, builder, not_before)
             finally:
                 builder.close()
         except (redis.ConnectionError, redis.TimeoutError, OperationalError, OSError) as exc:
             raise QueueUnavailable(f"Redis is unreachable ({exc}); nothing was enqueued") from exc
 
     def _write(
-        self,
-        kind: JobKind,
-        payloads: list[dict[str, Any]],
-        names: list[str | None],
-        builder: MessageBuilder,
-        not_before: float | None,
+        self, items: list[Job], builder: MessageBuilder, not_before: float | None
     ) -> list[str]:
-        idem = [keys.idempotency(name) if name else None for name in names]
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    return self._write_once(pipe, kind, payloads, idem, builder, not_before)
+                    return self._write_once(pipe, items, builder, not_before)
                 except redis.WatchError:
                     continue  # another producer used one of the keys meanwhile: look again
 
     def _write_once(
         self,
         pipe: redis.client.Pipeline,
-        kind: JobKind,
-        payloads: list[dict[str, Any]],
-        idem: list[str | None],
+        items: list[Job],
         builder: MessageBuilder,
         not_before: float | None,
     ) -> list[str]:
-        watched = sorted({key for key in idem if key})
+        watched = sorted({keys.idempotency(name) for _, _, name in items if name})
         known: dict[str, str] = {}
         if watched:
             pipe.watch(*watched)
@@ -180,7 +175,8 @@ class Producer:
         now = time.time()
         job_ids: list[str] = []
         pipe.multi()
-        for payload, key in zip(payloads, idem, strict=True):
+        for kind, payload, name in items:
+            key = keys.idempotency(name) if name else None
             if key and key in known:
                 job_ids.append(known[key])
                 continue
@@ -194,8 +190,8 @@ class Producer:
                 fields["state"] = jobstore.State.DELAYED
                 delays.park(pipe, job_id, not_before)
             else:
-                for name, args in builder.commands(kind.task_name, job_id, kind.lane):
-                    getattr(pipe, name)(*args)
+                for command, args in builder.commands(kind.task_name, job_id, kind.lane):
+                    getattr(pipe, command)(*args)
             pipe.hset(keys.job(job_id), mapping=fields)
             pipe.hincrby(keys.STATS, str(fields["state"]), 1)
         pipe.execute()
@@ -203,6 +199,37 @@ class Producer:
 
     def close(self) -> None:
         self.redis.close()
+
+
+Job = tuple[JobKind, dict[str, Any], str | None]  # kind, API body, idempotency key
+
+
+def callback_kind(data: dict[str, Any] | ApiModel) -> JobKind:
+    """Calltouch's callback kind, or Pozvonim's when the body says ``"provider": "pozvonim"``."""
+    provider = data.get("provider") if isinstance(data, dict) else getattr(data, "provider", None)
+    return KINDS["pozvonim-call"] if provider == "pozvonim" else KINDS["callback"]
+
+
+def validate_callbacks(items: list[tuple[int, Any]]) -> list[tuple[JobKind, ApiModel]]:
+    """Each line against its provider's model; every problem of every line, or the jobs."""
+    jobs: list[tuple[JobKind, ApiModel]] = []
+    problems: list[Problem] = []
+    for line, data in items:
+        kind = callback_kind(data) if isinstance(data, dict) else KINDS["callback"]
+        try:
+            jobs.append((kind, validate(kind.model, data, line)))
+        except JobValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise JobValidationError(problems)
+    return jobs
+
+
+def numbered(key: str | None, count: int) -> list[str | None] | None:
+    """One key for one job; ``KEY:1`` … ``KEY:N`` for several."""
+    if key is None:
+        return None
+    return [key] if count == 1 else [f"{key}:{n}" for n in range(1, count + 1)]
 
 
 def auto_key(kind: str, payload: dict[str, Any]) -> str:

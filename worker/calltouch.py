@@ -70,5 +70,9 @@ class CalltouchClient:
         except requests.RequestException as error:
             return error
 
+    def after(self, verdict: Any) -> bool:
+        """Nothing to fix on our side after any answer: never send again at once."""
+        return False
+
     def close(self) -> None:
         self.session.close()

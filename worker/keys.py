@@ -50,6 +50,12 @@ def idempotency(key: str) -> str:
     return f"{PREFIX}:idem:{key}"
 
 
+def pozvonim_token(uid: str, egress_ip: str) -> str:
+    """The Pozvonim token of ``uid``, valid only from ``egress_ip`` (``:fetching`` is the lock
+    of the one worker fetching it)."""
+    return f"{PREFIX}:pozvonim:token:{uid}:{egress_ip}"
+
+
 def lease(job_id: str) -> str:
     """Held while one worker runs the job, so a redelivered copy does not run beside it."""
     return f"{PREFIX}:lease:{job_id}"

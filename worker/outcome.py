@@ -43,11 +43,13 @@ class Verdict:
 def classify(
     answer: requests.Response | requests.RequestException,
     points_spent_codes: frozenset[int] = frozenset(),
+    success_statuses: frozenset[int] | None = None,
 ) -> Verdict:
     """Map a response, or the transport error raised instead of one, to a ``Verdict``.
 
     ``points_spent_codes`` are the API codes that mean the day's points are spent (the
-    documents do not name one; see CTQ_POINTS_EXHAUSTED_CODES).
+    documents do not name one; see CTQ_POINTS_EXHAUSTED_CODES). ``success_statuses``, when
+    given, are the only statuses that count as success (Pozvonim: 200, 201, 202, 204).
     """
     if isinstance(answer, requests.Timeout):
         return Verdict("timeout", message=_exception_message(answer))
@@ -65,7 +67,10 @@ def classify(
     if code is not None:
         key = f"api_{code}"
         return Verdict(key if key in POLICY else "api_other", **common)
-    return Verdict(_status_key(status), retry_after=_retry_after(answer), **common)
+    key = _status_key(status)
+    if key == "http_2xx" and success_statuses is not None and status not in success_statuses:
+        key = "http_other"
+    return Verdict(key, retry_after=_retry_after(answer), **common)
 
 
 def _status_key(status: int) -> str:
@@ -109,6 +114,9 @@ def _is_validation_error(body: Any) -> bool:
 
 
 def _api_message(body: Any) -> str:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):  # Pozvonim's error shape
+        return f"{error.get('code')}: {error['message']}"
     data = _data(body)
     error = data.get("apiErrorData")
     if isinstance(error, dict) and error.get("errorMessage"):

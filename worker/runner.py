@@ -19,7 +19,7 @@ from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
 from worker.limiter import PointsClaim
 from worker.outcome import Verdict, classify
-from worker.runtime import Runtime, runtime_of
+from worker.runtime import Channel, Runtime, channel, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
     attempts = job.attempts
     # In-process waits stop well before the broker would redeliver the message.
     budget_ends = time.monotonic() + rt.settings.visibility_timeout / 2
-    breaker = Breaker(rt.redis, rt.ledger.site, job.lane)
+    via = channel(rt, kind.provider)
+    breaker = Breaker(rt.redis, via.account, job.lane)
     probing = False
     while True:
         if not probing:
@@ -91,11 +92,13 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
             if admitted == HOLD:
                 return _hold(rt, job, breaker)
             probing = admitted == PROBE
-        sent = _send_once(rt, kind, job)
+        sent = _send_once(rt, via, kind, job)
         if sent is None:
             return _park(rt, job, rt.ledger.reset_at(), "points budget spent", reason="points")
         verdict, claim = sent
-        step = decide(verdict, attempts + 1, rt.settings, rt.rng, shared_limiter=bool(rt.limiter))
+        if via.client.after(verdict):
+            continue  # fixed on our side (a renewed token): a new permit, not an attempt
+        step = decide(verdict, attempts + 1, rt.settings, rt.rng, shared_limiter=bool(via.limiter))
         log.info(
             "job %s %s: %s %s -> %s",
             job.id,
@@ -104,8 +107,8 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
             verdict.message[:200],
             step.action,
         )
-        if step.action is Action.REPERMIT and rt.limiter:
-            rt.limiter.pause(verdict.retry_after)
+        if step.action is Action.REPERMIT and via.limiter:
+            via.limiter.pause(verdict.retry_after)
             continue
         if step.action is Action.PAUSE:
             return _pause_lane(rt, job, breaker, verdict, step)
@@ -132,18 +135,21 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
         rt.sleep(step.delay)
 
 
-def _send_once(rt: Runtime, kind: JobKind, job: Job) -> tuple[Verdict, PointsClaim] | None:
+def _send_once(
+    rt: Runtime, via: Channel, kind: JobKind, job: Job
+) -> tuple[Verdict, PointsClaim] | None:
     """Take a permit (reserving points), send, classify, settle the points.
     None when the day's points are spent (nothing sent)."""
     jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
-    claim = rt.ledger.claim(kind.name, job.lane)
-    permit = rt.limiter.acquire(job.lane, claim) if rt.limiter else None
-    if rt.limiter and permit is None:
+    claim = via.claim(kind.name, job.lane)
+    permit = via.limiter.acquire(job.lane, claim) if via.limiter else None
+    if via.limiter and permit is None:
         return None
-    answer = rt.calltouch.post(kind.path, job.payload)
-    verdict = classify(answer, rt.settings.points_exhausted_codes)
+    path, body = kind.request(job.payload)
+    answer = via.client.post(path, body)
+    verdict = classify(answer, rt.settings.points_exhausted_codes, via.success_statuses)
     if permit is not None:
-        rt.ledger.settle(claim, success=verdict.outcome is Outcome.DONE)
+        via.settle(claim, success=verdict.outcome is Outcome.DONE)
     return verdict, claim
 
 

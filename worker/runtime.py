@@ -7,15 +7,20 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+import limits
 import redis
+import requests
 from celery import Celery
 
 from config import Settings
 from worker import keys
-from worker.calltouch import CalltouchClient
+from worker.calltouch import CalltouchClient, MissingCredentials
 from worker.ledger import Ledger
-from worker.limiter import Limiter, limiter_key
+from worker.limiter import Limiter, PointsClaim, limiter_key
+from worker.outcome import Verdict
+from worker.pozvonim import PozvonimClient
 from worker.redis_conn import connect
 
 
@@ -32,16 +37,68 @@ class Runtime:
     calltouch: CalltouchClient
     limiter: Limiter | None
     ledger: Ledger
+    pozvonim: PozvonimClient | None = None
+    pozvonim_limiter: Limiter | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
     pid: int = field(default_factory=os.getpid)
 
 
-def build_limiter(settings: Settings, client: redis.Redis) -> Limiter:
-    key = limiter_key(settings.egress_ip, settings.calltouch_api_url)
+class ApiClient(Protocol):
+    """What the runner needs of a provider's client."""
+
+    def post(
+        self, path: str, body: dict[str, Any]
+    ) -> requests.Response | requests.RequestException: ...
+
+    def after(self, verdict: Verdict) -> bool: ...
+
+
+NO_POINTS = PointsClaim("", 0, -1, 0)
+POZVONIM_SUCCESS = frozenset({200, 201, 202, 204})
+
+
+@dataclass(frozen=True)
+class Channel:
+    """How jobs of one provider are sent: its client, limiter, account, and points ledger."""
+
+    client: ApiClient
+    limiter: Limiter | None
+    account: str
+    ledger: Ledger | None = None
+    success_statuses: frozenset[int] | None = None
+
+    def claim(self, kind: str, lane: str) -> PointsClaim:
+        return self.ledger.claim(kind, lane) if self.ledger else NO_POINTS
+
+    def settle(self, claim: PointsClaim, success: bool) -> None:
+        if self.ledger:
+            self.ledger.settle(claim, success)
+
+
+def channel(rt: Runtime, provider: str) -> Channel:
+    """The channel jobs of ``provider`` go through in this process."""
+    if provider == "pozvonim":
+        if rt.pozvonim is None:
+            raise MissingCredentials("set POZVONIM_UID and POZVONIM_API_KEY to send Pozvonim jobs")
+        return Channel(
+            rt.pozvonim,
+            rt.pozvonim_limiter,
+            f"pozvonim-{rt.pozvonim.uid}",
+            success_statuses=POZVONIM_SUCCESS,
+        )
+    return Channel(rt.calltouch, rt.limiter, rt.ledger.site, rt.ledger)
+
+
+def build_limiter(settings: Settings, client: redis.Redis, provider: str = "calltouch") -> Limiter:
+    """The shared limiter of ``provider``'s API host behind CTQ_EGRESS_IP."""
+    url, rate = settings.calltouch_api_url, settings.rate
+    if provider == "pozvonim":
+        url, rate = settings.pozvonim_api_url, limits.parse(settings.pozvonim_rate_limit)
+    key = limiter_key(settings.egress_ip, url)
     client.sadd(keys.LIMITERS, key)
-    return Limiter(client, key, settings.rate, margin=settings.limiter_margin_ms / 1000)
+    return Limiter(client, key, rate, margin=settings.limiter_margin_ms / 1000)
 
 
 def build_runtime(settings: Settings, redis_url: str) -> Runtime:
@@ -54,6 +111,8 @@ def build_runtime(settings: Settings, redis_url: str) -> Runtime:
         calltouch=CalltouchClient.from_settings(settings),
         limiter=build_limiter(settings, client) if shared else None,
         ledger=Ledger(client, settings, time.time),
+        pozvonim=PozvonimClient.from_settings(settings, client),
+        pozvonim_limiter=build_limiter(settings, client, "pozvonim") if shared else None,
     )
 
 

@@ -3,5 +3,6 @@
 from tasks.models.callback import CallbackJob
 from tasks.models.comment import CommentJob, CommentLead
 from tasks.models.pool_update import PoolUpdateJob
+from tasks.models.pozvonim import PozvonimCallJob
 
-__all__ = ["CallbackJob", "CommentJob", "CommentLead", "PoolUpdateJob"]
+__all__ = ["CallbackJob", "CommentJob", "CommentLead", "PoolUpdateJob", "PozvonimCallJob"]

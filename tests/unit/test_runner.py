@@ -39,6 +39,9 @@ class CannedApi:
         self.sent.append((path, body))
         return self.answers.pop(0)
 
+    def after(self, verdict: Any) -> bool:
+        return False
+
 
 MIDNIGHT_MOSCOW = 1_795_381_200.0  # 2026-11-23 00:00 Europe/Moscow
 NOW = MIDNIGHT_MOSCOW - 1000.0

@@ -1,0 +1,147 @@
+"""The Pozvonim client: signed form requests with a token shared by every worker.
+
+The token is valid 4 hours and bound to the IP that asked for it, so it is cached in Redis per
+(uid, egress IP): one worker fetches it (the others wait for it), all use it, and it is
+fetched again 10 minutes before it expires, or once after an authentication error.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+import requests
+from pydantic import SecretStr
+from requests.adapters import HTTPAdapter
+
+from config import Settings
+from worker import keys
+from worker.outcome import Verdict
+from worker.pozvonim_sign import http_build_query, ksorted, sign, token_sign
+
+TOKEN_LIFETIME = 4 * 3600
+RENEW_BEFORE = 600
+FETCH_LOCK_MS = 10_000
+
+
+class PozvonimClient:
+    """POSTs signed parameters; answers and transport errors are returned for ``classify``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        uid: str,
+        api_key: SecretStr,
+        client: redis.Redis,
+        egress_ip: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.uid = uid
+        self._api_key = api_key
+        self.redis = client
+        self.token_key = keys.pozvonim_token(uid, egress_ip)
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = requests.Session()
+        self.session.mount("http://", HTTPAdapter(max_retries=0))
+        self.session.mount("https://", HTTPAdapter(max_retries=0))
+        self._used: str | None = None
+        self._fresh = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis) -> PozvonimClient | None:
+        if not settings.pozvonim_uid or settings.pozvonim_api_key is None:
+            return None
+        return cls(
+            settings.pozvonim_api_url,
+            settings.pozvonim_uid,
+            settings.pozvonim_api_key,
+            client,
+            settings.egress_ip,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        )
+
+    def post(
+        self, path: str, params: dict[str, Any]
+    ) -> requests.Response | requests.RequestException:
+        token = self._token()
+        if not isinstance(token, str):
+            return token  # the token request itself failed: that answer is the verdict
+        body = {**params, "uid": self.uid}
+        body["sign"] = sign(token, body)
+        try:
+            return self.session.post(
+                self.base_url + path,
+                data=http_build_query(ksorted(body)),
+                timeout=self.timeout,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        except requests.RequestException as error:
+            return error
+
+    def after(self, verdict: Verdict) -> bool:
+        """True when the answer was an authentication error with a cached token: the token is
+        forgotten and the request should be sent again (once) with a new one."""
+        if verdict.key not in ("http_401", "http_403") or self._fresh or self._used is None:
+            return False
+        with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(self.token_key)
+                if pipe.get(self.token_key) == self._used:
+                    pipe.multi()
+                    pipe.delete(self.token_key)
+                    pipe.execute()
+            except redis.WatchError:
+                pass  # someone renewed it meanwhile
+        return True
+
+    def _token(self) -> str | requests.Response | requests.RequestException:
+        deadline = time.monotonic() + FETCH_LOCK_MS / 1000
+        while True:
+            cached = self.redis.get(self.token_key)
+            if cached:
+                self._used, self._fresh = str(cached), False
+                return self._used
+            if self.redis.set(f"{self.token_key}:fetching", "1", nx=True, px=FETCH_LOCK_MS):
+                try:
+                    return self._fetch()
+                finally:
+                    self.redis.delete(f"{self.token_key}:fetching")
+            if time.monotonic() > deadline:
+                return requests.Timeout("waited too long for another worker's token request")
+            time.sleep(0.05)
+
+    def _fetch(self) -> str | requests.Response | requests.RequestException:
+        query = {"uid": self.uid, "sign": token_sign(self._api_key.get_secret_value(), self.uid)}
+        try:
+            answer = self.session.get(
+                f"{self.base_url}/auth/token", params=query, timeout=self.timeout
+            )
+        except requests.RequestException as error:
+            return error
+        token = _token_of(answer)
+        if token is None:
+            return answer
+        ttl = TOKEN_LIFETIME - RENEW_BEFORE
+        self.redis.set(self.token_key, token, ex=ttl)
+        self._used, self._fresh = token, True
+        return token
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _token_of(answer: requests.Response) -> str | None:
+    if answer.status_code not in (200, 201):
+        return None
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    data = body.get("data", body) if isinstance(body, dict) else {}
+    token = data.get("token") if isinstance(data, dict) else None
+    return str(token) if token else None

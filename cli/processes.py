@@ -9,6 +9,7 @@ from cli.common import CommandError
 from config import Settings
 from sandbox.faults import KINDS as fault_kinds
 from sandbox.faults import FaultPlan, parse_kinds
+from sandbox.pozvonim import PozvonimSandbox
 from sandbox.server import Sandbox, SandboxHTTPServer
 from sandbox.triggers import help_text
 from worker import keys
@@ -32,7 +33,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="run a local simulator of the Calltouch API",
         description="Serve the three Calltouch endpoints on 127.0.0.1 with the documented "
         "validation and answers, and 429 beyond --rate requests in any second per client IP. "
-        f"It accepts the token in ${SANDBOX_TOKEN_ENV} (default 'sandbox-token').\n\n"
+        f"It accepts the token in ${SANDBOX_TOKEN_ENV} (default 'sandbox-token'), and serves "
+        "Pozvonim under /v2u for POZVONIM_UID / POZVONIM_API_KEY (default 1001 / sandbox-key).\n\n"
         + help_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,6 +59,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     sandbox.add_argument("--slow-seconds", type=float, default=5.0, help="how slow 'slow' is")
     sandbox.add_argument("--verbose", action="store_true", help="log every request")
     sandbox.set_defaults(run=run_sandbox)
+
+
+def sandbox_pozvonim_account(settings: Settings) -> tuple[str, str]:
+    """The Pozvonim uid and API key the sandbox accepts: ours if set, else its defaults."""
+    key = settings.pozvonim_api_key
+    return settings.pozvonim_uid or "1001", key.get_secret_value() if key else "sandbox-key"
 
 
 def _celery_app(settings: Settings):  # type: ignore[no-untyped-def]
@@ -88,9 +96,9 @@ def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     token = settings.sandbox_token.get_secret_value()
     try:
         faults = FaultPlan(args.fault_rate, args.faults, args.slow_seconds)
-        server = SandboxHTTPServer(
-            args.port, Sandbox(token, rate=args.rate, faults=faults), args.verbose, args.bind
-        )
+        account = PozvonimSandbox(*sandbox_pozvonim_account(settings))
+        sandbox = Sandbox(token, rate=args.rate, faults=faults, pozvonim=account)
+        server = SandboxHTTPServer(args.port, sandbox, args.verbose, args.bind)
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}") from None
     print(f"sandbox listening on {server.url} (at most {args.rate} requests/s per IP)", flush=True)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli.processes import DEFAULT_SANDBOX_PORT, SANDBOX_TOKEN_ENV
+from cli.processes import DEFAULT_SANDBOX_PORT, SANDBOX_TOKEN_ENV, sandbox_pozvonim_account
 from config import Settings
 from worker import embedded_redis
 from worker.redis_conn import redis_url
@@ -60,12 +60,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.calltouch_token is None:
         port = free_port(args.sandbox_port)
         token = secrets.token_urlsafe(16)
+        uid, api_key = sandbox_pozvonim_account(settings)
         env.update(
             {
                 SANDBOX_TOKEN_ENV: token,
                 "CALLTOUCH_TOKEN": token,
                 "CALLTOUCH_API_URL": f"http://127.0.0.1:{port}",
                 "CALLTOUCH_SITE_ID": settings.calltouch_site_id or SANDBOX_SITE_ID,
+                "POZVONIM_API_URL": f"http://127.0.0.1:{port}/v2u",
+                "POZVONIM_UID": uid,
+                "POZVONIM_API_KEY": api_key,
             }
         )
         children["sandbox"] = _spawn(["sandbox", "--port", str(port)], env)

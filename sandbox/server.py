@@ -15,11 +15,13 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 
-from sandbox import responses
+from sandbox import pozvonim, responses
 from sandbox.faults import FaultPlan
+from sandbox.pozvonim import PozvonimSandbox
 from sandbox.rate import SlidingWindow
 from sandbox.responses import Answer
 from sandbox.triggers import TRIGGERS
@@ -38,9 +40,17 @@ ROUTES = {
 class Sandbox:
     """Shared state of one sandbox: the token it accepts, its rate rule, what it has seen."""
 
-    def __init__(self, token: str, rate: int = 5, faults: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        rate: int = 5,
+        faults: FaultPlan | None = None,
+        pozvonim: PozvonimSandbox | None = None,
+    ) -> None:
         self.token = token
         self.window = SlidingWindow(rate)
+        self.pozvonim = pozvonim or PozvonimSandbox("1001", "sandbox-key")
+        self.pozvonim_window = SlidingWindow(rate)
         self.faults = faults or FaultPlan()
         self.callback_minutes = True  # POST /_sandbox/account {"callback_minutes": false}
         self.requests: list[dict[str, Any]] = []
@@ -113,6 +123,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith(pozvonim.PREFIX):
+            return self._pozvonim("POST", dict(parse_qsl(raw.decode(), keep_blank_values=True)))
+        if self.path == "/_sandbox/pozvonim/expire":
+            self.server.sandbox.pozvonim.expire_all()
+            return self._send(200, {})
         if self.path == "/_sandbox/account":
             self.server.sandbox.callback_minutes = bool(json.loads(raw)["callback_minutes"])
             return self._send(200, {"callback_minutes": self.server.sandbox.callback_minutes})
@@ -128,11 +143,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         sandbox = self.server.sandbox
+        if self.path.startswith(pozvonim.PREFIX):
+            path, _, query = self.path.partition("?")
+            self.path = path
+            return self._pozvonim("GET", dict(parse_qsl(query, keep_blank_values=True)))
         with sandbox.lock:
             if self.path == "/_sandbox/requests":
                 return self._send(200, sandbox.requests)
             if self.path == "/_sandbox/stats":
                 return self._send(200, {str(k): v for k, v in sorted(sandbox.statuses.items())})
+            if self.path == "/_sandbox/pozvonim/stats":
+                return self._send(200, dict(sandbox.pozvonim.counts))
         self._send(404, {"message": "not found"})
 
     def do_DELETE(self) -> None:
@@ -141,6 +162,30 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.requests.clear()
             sandbox.statuses.clear()
         self._send(200, {})
+
+    def _pozvonim(self, method: str, params: dict[str, str]) -> None:
+        sandbox = self.server.sandbox
+        ip = self.client_address[0]
+        if not sandbox.pozvonim_window.admit(ip):
+            status, body = pozvonim.error(429, "GEN-TOO-MANY-REQUESTS", "Too Many Requests")
+        elif method == "GET" and self.path == f"{pozvonim.PREFIX}/auth/token":
+            status, body = sandbox.pozvonim.token(params, ip)
+        elif method == "POST":
+            status, body = sandbox.pozvonim.call(self.path, params, ip)
+        else:
+            status, body = pozvonim.error(404, "GEN-NOT-FOUND", f"No {method} {self.path}")
+        shown = {k: ("***" if k == "sign" else v) for k, v in params.items()}
+        sandbox.record(
+            {
+                "time": time.time(),
+                "method": method,
+                "path": self.path,
+                "client_ip": ip,
+                "status": status,
+                "body": shown,
+            }
+        )
+        self._send(status, body)
 
     def _entry(self, headers: dict[str, str], raw: bytes, status: int) -> dict[str, Any]:
         token = headers.get("access-token")

@@ -164,5 +164,7 @@ class Limiter:
 
 
 def limiter_key(egress_ip: str, api_url: str) -> str:
-    """The limiter key of requests from ``egress_ip`` to the host of ``api_url``."""
-    return keys.limiter(egress_ip, urlsplit(api_url).netloc or api_url)
+    """The limiter key of requests from ``egress_ip`` to the API at ``api_url`` (host and base
+    path: two APIs behind one host, as in the sandbox, keep their own limits)."""
+    parts = urlsplit(api_url)
+    return keys.limiter(egress_ip, (parts.netloc + parts.path.rstrip("/")) or api_url)

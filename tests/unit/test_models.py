@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tasks.models import CallbackJob, CommentJob, CommentLead, PoolUpdateJob
+from tasks.models import CallbackJob, CommentJob, CommentLead, PoolUpdateJob, PozvonimCallJob
 from tasks.validation import JobValidationError, validate
 
 # The documents' own examples.
@@ -244,3 +244,36 @@ def test_redirect_rules() -> None:
 def test_ignore_early_media_defaults_to_true_in_the_request() -> None:
     body = validate(PoolUpdateJob, FULL_POOL_UPDATE).model_dump(mode="json", exclude_none=True)
     assert body["redirectOptions"]["reserveRedirect"]["ignoreEarlyMedia"] is True
+
+
+POZVONIM = {"provider": "pozvonim", "site_id": 42, "phone": "+79991234567"}
+
+
+def test_pozvonim_call_rules() -> None:
+    full = {
+        **POZVONIM,
+        "delayed": "2026-11-23T10:00:00+03:00",
+        "region": 3,
+        "source_call": "https://a.ru/contacts",
+        "source_enter": "https://a.ru/",
+        "source_referer": "https://ya.ru/",
+        "return_count": 4,
+        "ip": "10.0.0.1",
+        "useragent": "Mozilla/5.0",
+    }
+    assert validate(PozvonimCallJob, full).model_dump(exclude_none=True) == full
+    found = problems(
+        PozvonimCallJob,
+        {
+            **POZVONIM,
+            "site_id": 0,
+            "phone": "12",
+            "delayed": "tomorrow",
+            "ip": "300.1.1.1",
+            "return_count": -1,
+            "routeKey": "x",
+        },
+    )
+    assert set(found) == {"site_id", "phone", "delayed", "ip", "return_count", "routeKey"}
+    assert "ISO 8601" in found["delayed"]
+    assert "provider" in problems(PozvonimCallJob, {**POZVONIM, "provider": "other"})

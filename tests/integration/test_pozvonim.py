@@ -1,0 +1,98 @@
+"""Pozvonim callbacks end to end: real worker processes, the sandbox's Pozvonim."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from tests.conftest import RunningSandbox, env_for
+from tests.helpers import WorkerProcess, run_ctq, wait_for
+from worker import jobstore
+
+pytestmark = pytest.mark.integration
+
+
+def pozvonim_env(
+    redis_url: str, sandbox: RunningSandbox, data: Path, key: str = "sandbox-key", **more: str
+) -> dict[str, str]:
+    return env_for(
+        redis_url,
+        sandbox,
+        data,
+        POZVONIM_API_URL=f"{sandbox.url}/v2u",
+        POZVONIM_UID="1001",
+        POZVONIM_API_KEY=key,
+        **more,
+    )
+
+
+def write_calls(path: Path, count: int) -> list[str]:
+    phones = [f"+7999070{n:04d}" for n in range(count)]
+    path.write_text(
+        "".join(
+            json.dumps({"provider": "pozvonim", "site_id": 42, "phone": p}) + "\n" for p in phones
+        )
+    )
+    return phones
+
+
+def counts(url: str) -> dict[str, int]:
+    return jobstore.counts(redis.Redis.from_url(url, decode_responses=True))
+
+
+def test_100_calls_from_2_worker_processes_use_one_token_request(
+    redis_url: str,
+    sandbox: RunningSandbox,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    env = pozvonim_env(redis_url, sandbox, tmp_path / "data", POZVONIM_RATE_LIMIT="50/second")
+    sandbox.server.sandbox.pozvonim_window.limit = 50
+    start_worker(env, "-c", "4")
+    start_worker(env, "-c", "4")
+    phones = write_calls(tmp_path / "calls.jsonl", 100)
+    mixed = tmp_path / "calls.jsonl"
+    mixed.write_text(mixed.read_text() + '{"routeKey": "rk", "phone": "79991234567"}\n')
+    enqueued = run_ctq(["enqueue", "callback", "--file", str(mixed)], env)
+    assert enqueued.returncode == 0, enqueued.stderr
+
+    wait_for(lambda: counts(redis_url)["done"] == 101, timeout=120, interval=0.5)
+    stats = requests.get(f"{sandbox.url}/_sandbox/pozvonim/stats", timeout=5).json()
+    assert stats == {"token_requests": 1, "calls": 100}
+    calls = [r for r in sandbox.accepted() if r["path"] == "/v2u/sites/42/call"]
+    assert sorted(r["body"]["phone"] for r in calls) == sorted(phones)
+    assert [r["path"] for r in sandbox.accepted() if "routeKey" in (r["body"] or {})] == [
+        "/widget-service/v1/api/widget-request/user-form/create"
+    ]
+
+
+def test_a_wrong_key_pauses_the_lane_instead_of_100_dead_letters(
+    redis_url: str,
+    sandbox: RunningSandbox,
+    start_worker: Callable[..., WorkerProcess],
+    start_beat: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    env = pozvonim_env(redis_url, sandbox, tmp_path / "data", key="wrong-key")
+    start_beat(env)
+    start_worker(env)
+    write_calls(tmp_path / "calls.jsonl", 100)
+    assert (
+        run_ctq(["enqueue", "callback", "--file", str(tmp_path / "calls.jsonl")], env).returncode
+        == 0
+    )
+
+    wait_for(lambda: counts(redis_url)["paused"] + counts(redis_url)["delayed"] == 100, timeout=60)
+    assert counts(redis_url)["dead"] == 0
+    shown = run_ctq(["status"], env).stdout
+    assert "PAUSED        site pozvonim-1001 realtime lane: account-level: bad credentials" in shown
+    assert "(HTTP 403)" in shown
+    assert "wrong-key" not in shown
+    stats = requests.get(f"{sandbox.url}/_sandbox/pozvonim/stats", timeout=5).json()
+    assert stats.get("calls", 0) == 0 and stats["token_requests"] <= 4

@@ -73,7 +73,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             }
         )
         children["sandbox"] = _spawn(["sandbox", "--port", str(port)], env)
-        lines.append(f"sandbox  http://127.0.0.1:{port}  (no CALLTOUCH_TOKEN set: jobs go here)")
+        lines.append(
+            f"sandbox  http://127.0.0.1:{port}  (no CALLTOUCH_TOKEN set: jobs go here; "
+            f"Pozvonim at /v2u)"
+        )
     else:
         lines.append(f"api      {settings.calltouch_api_url}")
     children["worker"] = _spawn(["worker"], env)

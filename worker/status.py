@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import limits
 import redis
 
 from config import Settings
 from worker import deadletter, jobstore, keys
 from worker.breaker import open_breakers
 from worker.ledger import Ledger
-from worker.limiter import Limiter
+from worker.limiter import Limiter, limiter_key
 
 
 def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
@@ -41,31 +42,11 @@ def points_today(client: redis.Redis, settings: Settings) -> dict[str, dict[str,
 def limiters(client: redis.Redis, settings: Settings) -> dict[str, dict[str, Any]]:
     """Per limiter key: permits in the current window, booked ahead, waiters, 429s, pause."""
     margin = settings.limiter_margin_ms / 1000
+    pozvonim = limiter_key(settings.egress_ip, settings.pozvonim_api_url)
     names: set[str] = client.smembers(keys.LIMITERS)  # type: ignore[assignment]
-    return {
-        name.removeprefix(f"{keys.PREFIX}:limiter:"): Limiter(
-            client, name, settings.rate, margin=margin
-        ).snapshot()
-        for name in sorted(names)
-    }
-
-
-def job_detail(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
-    """One job: state, attempts, last outcome, and per-lead results for comments."""
-    job = jobstore.load(client, job_id)
-    if job is None:
-        return None
-    detail: dict[str, Any] = {
-        "id": job.id,
-        "kind": job.kind,
-        "lane": job.lane,
-        "state": str(job.state),
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "last": job.last or None,
-    }
-    if job.kind == "comment":
-        detail["leads"] = len(job.payload.get("comments", []))
-        detail["lead_results"] = job.result
-    return detail
+    shown = {}
+    for name in sorted(names):
+        rate = limits.parse(settings.pozvonim_rate_limit) if name == pozvonim else settings.rate
+        snapshot = Limiter(client, name, rate, margin=margin).snapshot()
+        shown[name.removeprefix(f"{keys.PREFIX}:limiter:")] = snapshot
+    return shown

@@ -50,3 +50,24 @@ def limiters(client: redis.Redis, settings: Settings) -> dict[str, dict[str, Any
         snapshot = Limiter(client, name, rate, margin=margin).snapshot()
         shown[name.removeprefix(f"{keys.PREFIX}:limiter:")] = snapshot
     return shown
+
+
+def job_detail(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
+    """One job: state, attempts, last outcome, and per-lead results for comments."""
+    job = jobstore.load(client, job_id)
+    if job is None:
+        return None
+    detail: dict[str, Any] = {
+        "id": job.id,
+        "kind": job.kind,
+        "lane": job.lane,
+        "state": str(job.state),
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "last": job.last or None,
+    }
+    if job.kind == "comment":
+        detail["leads"] = len(job.payload.get("comments", []))
+        detail["lead_results"] = job.result
+    return detail

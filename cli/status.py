@@ -44,6 +44,7 @@ def format_overview(data: dict[str, Any]) -> str:
         f"queues        {queues}  (in flight {data['in_flight']})",
         f"jobs          {jobs}",
         f"dead letters  {data['dead_letters']}",
+        f"staged leads  {data['staged_leads']} (for the nightly run)",
     ]
     for name, lim in data["limiters"].items():
         paused = f"  paused {lim['paused_for_s']:.1f}s" if lim["paused_for_s"] else ""

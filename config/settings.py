@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     breaker_probe_interval: float = Field(
         300.0, gt=0, validation_alias="CTQ_BREAKER_PROBE_INTERVAL"
     )
+    nightly_at: str = Field(
+        "02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", validation_alias="CTQ_NIGHTLY_AT"
+    )
     dlq_retention_days: int = Field(14, ge=1, validation_alias="CTQ_DLQ_RETENTION_DAYS")
     job_retention_days: int = Field(7, ge=1, validation_alias="CTQ_JOB_RETENTION_DAYS")
     sandbox_token: SecretStr = Field(

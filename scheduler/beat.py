@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
+
+from config import Settings
 from worker import keys
 
 DELAY_MOVER_INTERVAL = 1.0
 
 
-def beat_schedule() -> dict[str, Any]:
-    # Each entry expires quickly: a backlog of maintenance ticks is worth nothing.
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    # Maintenance entries expire quickly: a backlog of ticks is worth nothing.
+    hour, minute = settings.nightly_at.split(":")
     return {
+        "nightly-lead-tagging": {
+            "task": "ctq.nightly",
+            "schedule": crontab(hour=hour, minute=minute),  # in CTQ_TIMEZONE (app timezone)
+            "options": {"queue": keys.MAINTENANCE, "expires": 3600},
+        },
         "move-due-jobs": {
             "task": "ctq.move_due_jobs",
             "schedule": DELAY_MOVER_INTERVAL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from celery import Task, shared_task
 
@@ -28,3 +29,17 @@ def trim_dead_letters(self: Task) -> int:
     return deadletter.purge_older_than(
         rt.redis, time.time() - rt.settings.dlq_retention_days * 86400
     )
+
+
+@shared_task(bind=True, name="ctq.nightly")
+def nightly(self: Task) -> dict[str, Any]:
+    """The nightly lead-tagging run (once per day, whatever the number of beats)."""
+    from scheduler.nightly import scheduled_run  # imports the producer, which imports the app
+    from tasks.producer import Producer
+
+    rt = runtime_of(self.app)
+    producer = Producer(rt.settings, app=self.app)
+    try:
+        return scheduled_run(producer).as_dict()
+    finally:
+        producer.close()

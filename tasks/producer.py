@@ -185,17 +185,44 @@ class Producer:
             if key:
                 known[key] = job_id
                 pipe.set(key, job_id, ex=self.settings.idempotency_window)
-            fields = jobstore.new_fields(kind.name, kind.lane, payload, now)
-            if not_before is not None and not_before > now:
-                fields["state"] = jobstore.State.DELAYED
-                delays.park(pipe, job_id, not_before)
-            else:
-                for command, args in builder.commands(kind.task_name, job_id, kind.lane):
-                    getattr(pipe, command)(*args)
-            pipe.hset(keys.job(job_id), mapping=fields)
-            pipe.hincrby(keys.STATS, str(fields["state"]), 1)
+            self.add_job(pipe, builder, kind, payload, now, not_before, job_id)
         pipe.execute()
         return job_ids
+
+    def add_job(
+        self,
+        pipe: redis.client.Pipeline,
+        builder: MessageBuilder,
+        kind: JobKind,
+        payload: dict[str, Any],
+        now: float,
+        not_before: float | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """Queue one job's record and message in the caller's transaction; return its id."""
+        job_id = job_id or uuid.uuid4().hex
+        fields = jobstore.new_fields(kind.name, kind.lane, payload, now)
+        if not_before is not None and not_before > now:
+            fields["state"] = jobstore.State.DELAYED
+            delays.park(pipe, job_id, not_before)
+        else:
+            for command, args in builder.commands(kind.task_name, job_id, kind.lane):
+                getattr(pipe, command)(*args)
+        pipe.hset(keys.job(job_id), mapping=fields)
+        pipe.hincrby(keys.STATS, str(fields["state"]), 1)
+        return job_id
+
+    def stage_comments(self, leads: Iterable[dict[str, Any] | CommentLead]) -> int:
+        """Validate leads and stage them for the nightly run, all or nothing; return how many
+        leads are staged now."""
+        valid = validate_all(CommentLead, enumerate(leads, start=1))
+        lines = [lead.model_dump_json(exclude_none=True) for lead in valid]
+        try:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(keys.STAGED_COMMENTS, *lines)
+                return int(pipe.execute()[0])
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise QueueUnavailable(f"Redis is unreachable ({exc}); nothing was staged") from exc
 
     def close(self) -> None:
         self.redis.close()

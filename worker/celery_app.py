@@ -51,7 +51,7 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
         worker_hijack_root_logger=False,
         worker_concurrency=settings.worker_concurrency,
         timezone=settings.timezone,
-        beat_schedule=beat_schedule(),
+        beat_schedule=beat_schedule(settings),
     )
     if settings.limiter == "celery-native":
         # Celery's own rate_limit, per worker instance: only to measure ctq's limiter against.

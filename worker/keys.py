@@ -22,6 +22,7 @@ DLQ = f"{PREFIX}:dlq"  # hash: job id -> dead-letter record (JSON)
 DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lettered
 
 
+STAGED_COMMENTS = f"{PREFIX}:staged:comment"  # list: leads (JSON) waiting for the nightly run
 LIMITERS = f"{PREFIX}:limiters"  # set: every limiter key a worker has used
 
 
@@ -54,6 +55,11 @@ def pozvonim_token(uid: str, egress_ip: str) -> str:
     """The Pozvonim token of ``uid``, valid only from ``egress_ip`` (``:fetching`` is the lock
     of the one worker fetching it)."""
     return f"{PREFIX}:pozvonim:token:{uid}:{egress_ip}"
+
+
+def nightly_run(day: str) -> str:
+    """Set by the one nightly run of ``day``, so a second beat cannot send the batch again."""
+    return f"{PREFIX}:nightly:{day}"
 
 
 def lease(job_id: str) -> str:

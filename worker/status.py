@@ -30,6 +30,7 @@ def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
         "limiters": limiters(client, settings),
         "points_today": points_today(client, settings),
         "paused": open_breakers(client),
+        "staged_leads": int(client.llen(keys.STAGED_COMMENTS)),  # type: ignore[arg-type]
     }
 
 

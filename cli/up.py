@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,19 +46,56 @@ def free_port(preferred: int) -> int:
     raise OSError("no free port")
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env)
+def _spawn(
+    children: dict[str, subprocess.Popen[bytes]], name: str, args: list[str], env: dict[str, str]
+) -> None:
+    """Start ``ctq ARGS`` in its own process group, so it can be stopped with its pool."""
+    children[name] = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args], env=env, start_new_session=True
+    )
+
+
+STOP = threading.Event()
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    STOP.set()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    env = dict(os.environ)
-    url = redis_url(settings)  # starts the embedded Redis when REDIS_URL is unset
+    # Ctrl-C and SIGTERM only ask to stop: start-up is never cut in half, so everything that
+    # was started is known, and stopped.
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
     embedded = not settings.redis_url
     children: dict[str, subprocess.Popen[bytes]] = {}
-    lines = [
-        f"redis    {url}"
-        + (f"  (embedded, data in {settings.data_dir.resolve()})" if embedded else "")
-    ]
+    try:
+        lines = _start(args, settings, children)
+        ctq = _ctq_command()
+        example = '\'{"routeKey": "rk", "phone": "79991234567"}\''
+        print("ctq is up\n  " + "\n  ".join(lines), flush=True)
+        print(
+            f"In another terminal, same directory: {ctq} enqueue callback {example} && "
+            f"{ctq} status\nCtrl-C stops everything.",
+            flush=True,
+        )
+        _wait_for_exit(children)
+    finally:
+        _stop_all(children)
+        if embedded:
+            embedded_redis.stop(settings.data_dir)
+        print("ctq is down", flush=True)
+    return 0
+
+
+def _start(
+    args: argparse.Namespace, settings: Settings, children: dict[str, subprocess.Popen[bytes]]
+) -> list[str]:
+    """Start Redis (if embedded), the sandbox (if no token), a worker and beat; describe them."""
+    env = dict(os.environ)
+    url = redis_url(settings)  # starts the embedded Redis when REDIS_URL is unset
+    where = f"  (embedded, data in {settings.data_dir.resolve()})" if not settings.redis_url else ""
+    lines = [f"redis    {url}{where}"]
     if settings.calltouch_token is None:
         port = free_port(args.sandbox_port)
         token = secrets.token_urlsafe(16)
@@ -72,32 +111,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 "POZVONIM_API_KEY": api_key,
             }
         )
-        children["sandbox"] = _spawn(["sandbox", "--port", str(port)], env)
+        _spawn(children, "sandbox", ["sandbox", "--port", str(port)], env)
         lines.append(
             f"sandbox  http://127.0.0.1:{port}  (no CALLTOUCH_TOKEN set: jobs go here; "
-            f"Pozvonim at /v2u)"
+            "Pozvonim at /v2u)"
         )
     else:
         lines.append(f"api      {settings.calltouch_api_url}")
-    children["worker"] = _spawn(["worker"], env)
-    children["beat"] = _spawn(["beat"], env)
+    _spawn(children, "worker", ["worker"], env)
+    _spawn(children, "beat", ["beat"], env)
     lines += [f"{name:<8} pid {proc.pid}" for name, proc in children.items() if name != "sandbox"]
-    ctq = _ctq_command()
-    example = '\'{"routeKey": "rk", "phone": "79991234567"}\''
-    print("ctq is up\n  " + "\n  ".join(lines), flush=True)
-    print(
-        f"In another terminal, same directory: {ctq} enqueue callback {example} && {ctq} status\n"
-        "Ctrl-C stops everything.",
-        flush=True,
-    )
-    try:
-        _wait_for_exit(children)
-    finally:
-        _stop_all(children)
-        if embedded:
-            embedded_redis.stop(settings.data_dir)
-        print("ctq is down", flush=True)
-    return 0
+    return lines
 
 
 def _ctq_command() -> str:
@@ -109,31 +133,28 @@ def _ctq_command() -> str:
 
 
 def _wait_for_exit(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    stop = {"requested": False}
-
-    def request_stop(signum: int, frame: Any) -> None:
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    try:
-        while not stop["requested"]:
-            for name, proc in children.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with status {proc.returncode}; stopping", flush=True)
-                    return
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    """Until Ctrl-C or SIGTERM, or until a child exits by itself."""
+    while not STOP.wait(0.5):
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with status {proc.returncode}; stopping", flush=True)
+                return
 
 
 def _stop_all(children: dict[str, subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    """SIGTERM every child (a worker finishes its jobs: Celery's warm shutdown wants the signal
+    on its main process only), then SIGKILL whatever is left in its process group."""
     for proc in children.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for proc in children.values():
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _signal_group(proc, signal.SIGKILL)  # whatever of its group is left
+        proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signum)

@@ -38,6 +38,19 @@ def alive(pid: int) -> bool:
     return True
 
 
+def started_for(data_dir: Path) -> list[int]:
+    """Pids of live processes whose environment names this data dir."""
+    marker = f"CTQ_DATA_DIR={data_dir}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0") and alive(int(environ.parent.name)):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_up_runs_the_stack_and_ctrl_c_stops_all_of_it(data_dir: Path) -> None:
     env = ctq_env(CTQ_DATA_DIR=str(data_dir))
     log = data_dir.parent / "up.log"
@@ -71,6 +84,7 @@ def test_up_runs_the_stack_and_ctrl_c_stops_all_of_it(data_dir: Path) -> None:
         assert up.wait(60) == 0
         assert "ctq is down" in log.read_text()
         assert not any(alive(pid) for pid in [redis_pid, *child_pids])
+        assert started_for(data_dir) == []
     finally:
         stop_process_group(up)
 
@@ -88,3 +102,27 @@ def test_cli_processes_share_one_embedded_redis(data_dir: Path) -> None:
     embedded_redis.stop(data_dir)  # its append-only file keeps the job
     shown = json.loads(run_ctq(["status", "--json"], env).stdout)
     assert shown["queues"]["realtime"] == 1
+
+
+def test_sigterm_during_start_up_still_stops_everything(data_dir: Path) -> None:
+    env = ctq_env(CTQ_DATA_DIR=str(data_dir))
+    log = data_dir.parent / "up.log"
+    with open(log, "wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "up", "--sandbox-port", "0"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: embedded_redis.pid(data_dir) or up.poll() is not None, interval=0.01)
+        redis_pid = embedded_redis.pid(data_dir)
+        up.send_signal(signal.SIGTERM)  # while it is still starting
+        assert up.wait(60) == 0
+        assert "ctq is down" in log.read_text()
+        assert redis_pid and not alive(redis_pid)
+        assert started_for(data_dir) == []  # nothing it started is left
+    finally:
+        stop_process_group(up)

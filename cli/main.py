@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from cli import dlq, enqueue, nightly, processes, resume, status, up
+from cli import campaign, dlq, enqueue, nightly, processes, resume, status, up
 from cli.common import FAILED, CommandError
 from config import Settings
 from worker.embedded_redis import EmbeddedRedisError
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_parser(commands)
     resume.add_parser(commands)
     nightly.add_parsers(commands)
+    campaign.add_parser(commands)
     return parser
 
 

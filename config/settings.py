@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     nightly_at: str = Field(
         "02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", validation_alias="CTQ_NIGHTLY_AT"
     )
+    campaign_phone_interval: float = Field(
+        600.0, ge=1, validation_alias="CTQ_CAMPAIGN_PHONE_INTERVAL"
+    )
     dlq_retention_days: int = Field(14, ge=1, validation_alias="CTQ_DLQ_RETENTION_DAYS")
     job_retention_days: int = Field(7, ge=1, validation_alias="CTQ_JOB_RETENTION_DAYS")
     sandbox_token: SecretStr = Field(

@@ -10,6 +10,7 @@ from config import Settings
 from worker import keys
 
 DELAY_MOVER_INTERVAL = 1.0
+CAMPAIGN_INTERVAL = 5.0
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
@@ -25,6 +26,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": "ctq.move_due_jobs",
             "schedule": DELAY_MOVER_INTERVAL,
             "options": {"queue": keys.MAINTENANCE, "expires": 10},
+        },
+        "release-campaigns": {
+            "task": "ctq.release_campaigns",
+            "schedule": CAMPAIGN_INTERVAL,
+            "options": {"queue": keys.MAINTENANCE, "expires": 30},
         },
         "trim-dead-letters": {
             "task": "ctq.trim_dead_letters",

@@ -43,3 +43,19 @@ def nightly(self: Task) -> dict[str, Any]:
         return scheduled_run(producer).as_dict()
     finally:
         producer.close()
+
+
+@shared_task(bind=True, name="ctq.release_campaigns")
+def release_campaigns(self: Task) -> dict[str, int]:
+    """Release the due callbacks of every active campaign whose window is open."""
+    from scheduler import campaigns  # imports the producer, which imports the app
+    from tasks.producer import Producer
+
+    rt = runtime_of(self.app)
+    producer = Producer(rt.settings, app=self.app)
+    try:
+        return campaigns.release_due(
+            producer, campaigns.utcnow(), rt.settings.campaign_phone_interval
+        )
+    finally:
+        producer.close()

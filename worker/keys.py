@@ -23,6 +23,7 @@ DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lette
 
 
 STAGED_COMMENTS = f"{PREFIX}:staged:comment"  # list: leads (JSON) waiting for the nightly run
+CAMPAIGNS = f"{PREFIX}:campaigns"  # set: campaign names
 LIMITERS = f"{PREFIX}:limiters"  # set: every limiter key a worker has used
 
 
@@ -55,6 +56,12 @@ def pozvonim_token(uid: str, egress_ip: str) -> str:
     """The Pozvonim token of ``uid``, valid only from ``egress_ip`` (``:fetching`` is the lock
     of the one worker fetching it)."""
     return f"{PREFIX}:pozvonim:token:{uid}:{egress_ip}"
+
+
+def campaign(name: str) -> str:
+    """Hash of a campaign's settings and counters; ``:rows`` list of rows not released yet
+    (JSON), ``:jobs`` list of the job ids released."""
+    return f"{PREFIX}:campaign:{name}"
 
 
 def nightly_run(day: str) -> str:

@@ -1,0 +1,216 @@
+"""Autodial campaigns: loaded callback rows released inside their call window, at their pace,
+and no faster per phone than CTQ_CAMPAIGN_PHONE_INTERVAL (client-side, with ``limits``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import limits
+import limits.storage
+import limits.strategies
+import redis
+from redis.typing import EncodableT
+
+from scheduler.windows import CallWindow
+from tasks.models import CallbackJob
+from tasks.producer import Producer
+from tasks.registry import KINDS
+from worker import jobstore, keys
+from worker.messages import MessageBuilder
+
+ACTIVE, PAUSED, CANCELLED = "active", "paused", "cancelled"
+
+
+class CampaignError(ValueError):
+    """A campaign command that cannot be carried out (unknown name, exists already, …)."""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    route_key: str
+    window: str
+    days: str
+    timezone: str
+    per_minute: int
+    state: str
+
+    @property
+    def call_window(self) -> CallWindow:
+        return CallWindow.parse(self.window, self.days, self.timezone)
+
+
+def load(producer: Producer, campaign: Campaign, rows: Iterable[CallbackJob]) -> int:
+    """Store a new campaign and its validated rows, all or nothing; return how many rows."""
+    client = producer.redis
+    lines = [row.model_dump_json(exclude_none=True) for row in rows]
+    meta: dict[EncodableT, EncodableT] = {
+        "route_key": campaign.route_key,
+        "window": campaign.window,
+        "days": campaign.days,
+        "timezone": campaign.timezone,
+        "per_minute": campaign.per_minute,
+        "state": ACTIVE,
+        "loaded": len(lines),
+        "released": 0,
+        "tokens": campaign.per_minute,
+        "tick": time.time(),
+        "created_at": time.time(),
+    }
+    with client.pipeline(transaction=True) as pipe:
+        pipe.watch(keys.campaign(campaign.name))
+        if pipe.exists(keys.campaign(campaign.name)):
+            raise CampaignError(f"campaign {campaign.name!r} exists; cancel it or pick a new name")
+        pipe.multi()
+        pipe.hset(keys.campaign(campaign.name), mapping=meta)
+        for start in range(0, len(lines), 10_000):
+            pipe.rpush(f"{keys.campaign(campaign.name)}:rows", *lines[start : start + 10_000])
+        pipe.sadd(keys.CAMPAIGNS, campaign.name)
+        pipe.execute()
+    return len(lines)
+
+
+def get(client: redis.Redis, name: str) -> Campaign:
+    raw: dict[str, str] = client.hgetall(keys.campaign(name))  # type: ignore[assignment]
+    if not raw:
+        raise CampaignError(f"no campaign {name!r}")
+    return Campaign(
+        name,
+        raw["route_key"],
+        raw["window"],
+        raw["days"],
+        raw["timezone"],
+        int(raw["per_minute"]),
+        raw["state"],
+    )
+
+
+def set_state(client: redis.Redis, name: str, state: str) -> None:
+    """Pause, resume or cancel; a cancelled campaign drops the rows not released yet."""
+    current = get(client, name)
+    if current.state == CANCELLED:
+        raise CampaignError(f"campaign {name!r} is cancelled")
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.campaign(name), "state", state)
+        if state == CANCELLED:
+            pipe.delete(f"{keys.campaign(name)}:rows")
+        pipe.execute()
+
+
+def release_due(producer: Producer, now: datetime, phone_interval: float) -> dict[str, int]:
+    """Release every active campaign's due rows as callback jobs; return how many per name."""
+    client = producer.redis
+    per_phone = _phone_limiter(producer, phone_interval)
+    released: dict[str, int] = {}
+    builder = MessageBuilder(producer.app)
+    try:
+        for name in sorted(client.smembers(keys.CAMPAIGNS)):  # type: ignore[arg-type]
+            campaign = get(client, str(name))
+            if campaign.state == ACTIVE and campaign.call_window.is_open(now):
+                released[campaign.name] = _release(producer, builder, campaign, now, per_phone)
+    finally:
+        builder.close()
+    return released
+
+
+def _phone_limiter(producer: Producer, interval: float) -> tuple[Any, limits.RateLimitItem]:
+    storage = limits.storage.RedisStorage(
+        "redis://", connection_pool=producer.redis.connection_pool
+    )
+    item = limits.RateLimitItemPerSecond(1, max(1, math.ceil(interval)))
+    return limits.strategies.MovingWindowRateLimiter(storage), item
+
+
+def _release(
+    producer: Producer,
+    builder: MessageBuilder,
+    campaign: Campaign,
+    now: datetime,
+    per_phone: tuple[Any, limits.RateLimitItem],
+) -> int:
+    limiter, item = per_phone
+    key = keys.campaign(campaign.name)
+    with producer.redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(key, f"{key}:rows")
+                tokens, tick = (float(v or 0) for v in pipe.hmget(key, "tokens", "tick"))  # type: ignore[union-attr]
+                stamp = now.timestamp()
+                # A token bucket: per_minute a minute, at most one minute's worth at once.
+                earned = max(0.0, stamp - tick) * campaign.per_minute / 60
+                tokens = min(campaign.per_minute, tokens + earned)
+                take = int(tokens) if tokens >= 1 else 0
+                rows = [str(r) for r in pipe.lrange(f"{key}:rows", 0, take - 1)] if take else []  # type: ignore[union-attr]
+                ready: list[str] = []
+                later: list[str] = []
+                for row in rows:
+                    phone = json.loads(row)["phone"]
+                    (ready if limiter.hit(item, "campaign-phone", phone) else later).append(row)
+                pipe.multi()
+                pipe.ltrim(f"{key}:rows", len(rows), -1)
+                if later:
+                    pipe.rpush(f"{key}:rows", *later)
+                for row in ready:
+                    job_id = producer.add_job(
+                        pipe, builder, KINDS["callback"], json.loads(row), stamp
+                    )
+                    pipe.rpush(f"{key}:jobs", job_id)
+                pipe.hset(key, mapping={"tokens": tokens - len(rows), "tick": stamp})
+                pipe.hincrby(key, "released", len(ready))
+                pipe.execute()
+                return len(ready)
+            except redis.WatchError:
+                continue
+
+
+def status(client: redis.Redis, name: str, now: datetime) -> dict[str, Any]:
+    """Loaded, released, done, failed, left, and when the rest should be released."""
+    campaign = get(client, name)
+    key = keys.campaign(name)
+    meta: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
+    job_ids: list[str] = client.lrange(f"{key}:jobs", 0, -1)  # type: ignore[assignment]
+    with client.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), "state")
+        states = pipe.execute()
+    left = int(client.llen(f"{key}:rows"))  # type: ignore[arg-type]
+    return {
+        "name": name,
+        "state": campaign.state,
+        "window": f"{campaign.window} {campaign.days} {campaign.timezone}",
+        "per_minute": campaign.per_minute,
+        "loaded": int(meta["loaded"]),
+        "released": int(meta["released"]),
+        "done": states.count(jobstore.State.DONE),
+        "failed": states.count(jobstore.State.DEAD),
+        "left": left,
+        "eta": _eta(campaign, left, now) if campaign.state == ACTIVE else None,
+    }
+
+
+def _eta(campaign: Campaign, left: int, now: datetime) -> str | None:
+    """When the last row should be released, counting only open window minutes."""
+    if left == 0:
+        return None
+    needed, window, moment = math.ceil(left / campaign.per_minute), campaign.call_window, now
+    for _ in range(60 * 24 * 366):
+        if window.is_open(moment):
+            needed -= 1
+            if needed == 0:
+                return moment.astimezone(window.tz).strftime("%Y-%m-%d %H:%M %Z")
+        moment += timedelta(minutes=1)
+    return None
+
+
+def names(client: redis.Redis) -> list[str]:
+    return sorted(str(n) for n in client.smembers(keys.CAMPAIGNS))  # type: ignore[union-attr]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,83 @@
+"""Reading a campaign file (.csv or .jsonl) into validated callback rows.
+
+CSV columns are callback fields (``phone`` required; ``tags`` separated by ``|``; ``unitId``
+a number); JSONL lines are callback bodies. ``routeKey`` comes from ``--route-key`` unless a
+row gives its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tasks.models import CallbackJob
+from tasks.validation import JobValidationError, Problem, validate
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Rows:
+    """The valid rows, and the refused ones with their problems."""
+
+    valid: list[CallbackJob] = field(default_factory=list)
+    refused: list[tuple[int, Any, list[Problem]]] = field(default_factory=list)
+
+
+def read_rows(path: Path, route_key: str, progress: Progress | None = None) -> Rows:
+    """Validate every row of ``path``; ``progress(done, total)`` is called as it goes."""
+    text = path.read_text(encoding="utf-8-sig")
+    items = list(_csv(text) if path.suffix.lower() == ".csv" else _jsonl(text))
+    rows = Rows()
+    for done, (line, data) in enumerate(items, start=1):
+        if progress and (done % 500 == 0 or done == len(items)):
+            progress(done, len(items))
+        if isinstance(data, str):  # a line that is not JSON
+            rows.refused.append((line, None, [Problem(line, "(json)", data)]))
+            continue
+        if isinstance(data, dict):
+            data = {"routeKey": route_key, **data}
+        try:
+            rows.valid.append(validate(CallbackJob, data, line))
+        except JobValidationError as exc:
+            rows.refused.append((line, data, exc.problems))
+    return rows
+
+
+def write_rejects(path: Path, rows: Rows) -> None:
+    """One JSON line per refused row: its line, the row, and every reason."""
+    with path.open("w", encoding="utf-8") as out:
+        for line, data, problems in rows.refused:
+            reasons = [f"{p.path}: {p.reason}" for p in problems]
+            out.write(
+                json.dumps({"line": line, "row": data, "problems": reasons}, ensure_ascii=False)
+                + "\n"
+            )
+
+
+def _csv(text: str) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        extra = row.pop(None, None)  # type: ignore[call-overload]
+        data: dict[str, Any] = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}
+        if extra:
+            data["(cells beyond the header)"] = extra
+        if "tags" in data:
+            data["tags"] = [t for t in str(data["tags"]).split("|") if t]
+        if "unitId" in data and str(data["unitId"]).isdigit():
+            data["unitId"] = int(data["unitId"])
+        yield reader.line_num, data
+
+
+def _jsonl(text: str) -> Iterator[tuple[int, Any]]:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw.strip():
+            try:
+                yield number, json.loads(raw)
+            except json.JSONDecodeError as exc:
+                yield number, f"not valid JSON: {exc.msg}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,14 @@ def redis_client(settings: Settings) -> redis.Redis:
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise CommandError(f"Redis is unreachable: {exc}", REDIS_UNAVAILABLE) from None
     return client
+
+
+def report_refusal(problems: Sequence[object], nothing_was: str) -> int:
+    """Print every problem, one a line, and the verdict on stderr; the exit status for it."""
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"refused: {len(problems)} problem(s); nothing was {nothing_was}", file=sys.stderr)
+    return INVALID_INPUT
 
 
 def print_json(data: Any) -> None:

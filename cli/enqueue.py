@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import datetime
 
-from cli.common import INVALID_INPUT, REDIS_UNAVAILABLE, CommandError
+from cli.common import INVALID_INPUT, REDIS_UNAVAILABLE, CommandError, report_refusal
 from config import Settings
 from tasks.producer import Producer, QueueUnavailable
 from tasks.registry import ENQUEUE_KINDS
@@ -85,10 +85,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             not_before=_timestamp(args.at, settings),
         )
     except JobValidationError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"refused: {len(exc.problems)} problem(s); nothing was enqueued", file=sys.stderr)
-        return INVALID_INPUT
+        return report_refusal(exc.problems, "enqueued")
     except QueueUnavailable as exc:
         raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
     finally:

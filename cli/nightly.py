@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from cli.common import INVALID_INPUT, REDIS_UNAVAILABLE, CommandError, print_json
+from cli.common import REDIS_UNAVAILABLE, CommandError, print_json, report_refusal
 from cli.enqueue import read_input
 from config import Settings
 from scheduler.nightly import send_staged
@@ -39,10 +38,7 @@ def run_stage(args: argparse.Namespace, settings: Settings) -> int:
     try:
         staged = producer.stage_comments(value for _, value in parse_json_lines(text))
     except JobValidationError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"refused: {len(exc.problems)} problem(s); nothing was staged", file=sys.stderr)
-        return INVALID_INPUT
+        return report_refusal(exc.problems, "staged")
     except QueueUnavailable as exc:
         raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
     finally:

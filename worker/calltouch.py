@@ -11,6 +11,16 @@ from requests.adapters import HTTPAdapter
 from config import Settings
 
 
+def pooled_session(pool_size: int = 4) -> requests.Session:
+    """A session that keeps connections open and never retries by itself: every answer goes
+    back to the outcome policy."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class MissingCredentials(RuntimeError):
     """CALLTOUCH_SITE_ID or CALLTOUCH_TOKEN is not set."""
 
@@ -33,10 +43,7 @@ class CalltouchClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = pooled_session(pool_size)
         self.session.headers.update(
             {
                 "Access-Token": token.get_secret_value(),

@@ -13,10 +13,10 @@ from typing import Any
 import redis
 import requests
 from pydantic import SecretStr
-from requests.adapters import HTTPAdapter
 
 from config import Settings
 from worker import keys
+from worker.calltouch import pooled_session
 from worker.outcome import Verdict
 from worker.pozvonim_sign import http_build_query, ksorted, sign, token_sign
 
@@ -45,9 +45,7 @@ class PozvonimClient:
         self.redis = client
         self.token_key = keys.pozvonim_token(uid, egress_ip)
         self.timeout = (connect_timeout, read_timeout)
-        self.session = requests.Session()
-        self.session.mount("http://", HTTPAdapter(max_retries=0))
-        self.session.mount("https://", HTTPAdapter(max_retries=0))
+        self.session = pooled_session()
         self._used: str | None = None
         self._fresh = False
 

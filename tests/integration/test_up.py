@@ -51,11 +51,10 @@ def started_for(data_dir: Path) -> list[int]:
     return found
 
 
-def test_up_runs_the_stack_and_ctrl_c_stops_all_of_it(data_dir: Path) -> None:
-    env = ctq_env(CTQ_DATA_DIR=str(data_dir))
-    log = data_dir.parent / "up.log"
+def start_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``ctq up`` in its own session (as a terminal would run it), logging to ``log``."""
     with open(log, "wb") as out:
-        up = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "cli.main", "up", "--sandbox-port", "0"],
             env=env,
             cwd=ROOT,
@@ -63,6 +62,12 @@ def test_up_runs_the_stack_and_ctrl_c_stops_all_of_it(data_dir: Path) -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def test_up_runs_the_stack_and_ctrl_c_stops_all_of_it(data_dir: Path) -> None:
+    env = ctq_env(CTQ_DATA_DIR=str(data_dir))
+    log = data_dir.parent / "up.log"
+    up = start_up(env, log)
     try:
         wait_for(lambda: "ready." in log.read_text() or up.poll() is not None, timeout=60)
         banner = log.read_text()
@@ -107,15 +112,7 @@ def test_cli_processes_share_one_embedded_redis(data_dir: Path) -> None:
 def test_sigterm_during_start_up_still_stops_everything(data_dir: Path) -> None:
     env = ctq_env(CTQ_DATA_DIR=str(data_dir))
     log = data_dir.parent / "up.log"
-    with open(log, "wb") as out:
-        up = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "up", "--sandbox-port", "0"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    up = start_up(env, log)
     try:
         wait_for(lambda: embedded_redis.pid(data_dir) or up.poll() is not None, interval=0.01)
         redis_pid = embedded_redis.pid(data_dir)

@@ -149,9 +149,12 @@ def _release(
                 rows = [str(r) for r in pipe.lrange(f"{key}:rows", 0, take - 1)] if take else []  # type: ignore[union-attr]
                 ready: list[str] = []
                 later: list[str] = []
+                phones: list[str] = []
                 for row in rows:
                     phone = json.loads(row)["phone"]
-                    (ready if limiter.hit(item, "campaign-phone", phone) else later).append(row)
+                    free = phone not in phones and limiter.test(item, "campaign-phone", phone)
+                    (ready if free else later).append(row)
+                    phones += [phone] if free else []
                 pipe.multi()
                 pipe.ltrim(f"{key}:rows", len(rows), -1)
                 if later:
@@ -164,6 +167,8 @@ def _release(
                 pipe.hset(key, mapping={"tokens": tokens - len(rows), "tick": stamp})
                 pipe.hincrby(key, "released", len(ready))
                 pipe.execute()
+                for phone in phones:  # only once the rows really left: a retry spends nothing
+                    limiter.hit(item, "campaign-phone", phone)
                 return len(ready)
             except redis.WatchError:
                 continue

@@ -24,6 +24,9 @@ from worker import keys
 from worker.scripts import script
 
 BOOKED, COME_BACK, POINTS_SPENT = 0, 1, 2
+# Booking members must be unique per limiter key across every Limiter object and process:
+# booking an existing member again would move its slot instead of adding one.
+_MEMBER_IDS = itertools.count()
 # Realtime jobs never have to come back: they book whatever slot is next.
 REALTIME_HORIZON_US = 24 * 3600 * 1_000_000
 
@@ -44,7 +47,6 @@ class Permit:
 
     member: str
     slot_us: int
-    waited: float
     claim: PointsClaim
 
 
@@ -68,7 +70,6 @@ class Limiter:
         self.sleep = sleep
         self._script = script(client, "acquire")
         self._permits, self._pause = f"{key}:permits", f"{key}:pause"
-        self._members = (f"{os.getpid()}.{n}" for n in itertools.count())
 
     @property
     def interval_us(self) -> int:
@@ -104,22 +105,20 @@ class Limiter:
         loaded machine) cancels that permit and books again: sent late, it could land in the
         same API window as the permits booked after it.
         """
-        waited = 0.0
         while True:
-            member = next(self._members)
+            member = f"{os.getpid()}.{next(_MEMBER_IDS)}"
             status, slot, now = self.book(lane, claim, member)
             if status == POINTS_SPENT:
                 return None
             if status == BOOKED and slot <= now:
-                return Permit(member, slot, waited, claim)
+                return Permit(member, slot, claim)
             delay = (slot - now) / 1_000_000
             started = time.monotonic()
             self.sleep(delay)
             late = time.monotonic() - started - delay
-            waited += delay
             if status != BOOKED:
                 continue
-            permit = Permit(member, slot, waited, claim)
+            permit = Permit(member, slot, claim)
             if late * 1_000_000 <= self.lateness_us:
                 return permit
             self.cancel(permit)

@@ -173,3 +173,12 @@ def test_the_day_rolls_over_at_midnight_in_the_configured_timezone(
     assert ledger.reset_at() == before + 1
     now["t"] = before + 1  # midnight in Moscow: a new day, a new budget
     assert limiter.acquire(keys.REALTIME, ledger.claim("callback", keys.REALTIME)) is not None
+
+
+def test_two_limiter_objects_on_one_key_never_overwrite_each_others_bookings(
+    redis_url: str,
+) -> None:
+    first, second = clients.make_limiter(redis_url), clients.make_limiter(redis_url)
+    permits = [lim.acquire(keys.REALTIME, clients.NO_POINTS) for lim in (first, second) * 3]
+    assert len({p.member for p in permits if p}) == 6
+    assert first.client.zcard(f"{clients.LIMITER_KEY}:permits") == 6

@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args, settings))
     except ValidationError as exc:
         for err in exc.errors():
-            print(f"configuration: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+            where = ".".join(map(str, err["loc"]))
+            reason = str(err["msg"]).removeprefix("Value error, ")
+            print(f"configuration: {where + ': ' if where else ''}{reason}", file=sys.stderr)
         return FAILED
     except (CommandError, EmbeddedRedisError) as exc:
         print(f"ctq: {exc}", file=sys.stderr)

@@ -57,8 +57,30 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help=f"which faults to draw from (default: {','.join(fault_kinds)})",
     )
     sandbox.add_argument("--slow-seconds", type=float, default=5.0, help="how slow 'slow' is")
+    sandbox.add_argument(
+        "--latency",
+        type=parse_latency,
+        default=(0.0, 0.0),
+        metavar="MIN-MAX",
+        help="delay each request by a random MIN..MAX seconds before it is counted against the "
+        "rate (a network's varying inbound delay), e.g. 0-0.05",
+    )
     sandbox.add_argument("--verbose", action="store_true", help="log every request")
     sandbox.set_defaults(run=run_sandbox)
+
+
+def parse_latency(text: str) -> tuple[float, float]:
+    """``MIN-MAX`` in seconds (``0-0.05``), or one number for a fixed delay."""
+    low, _, high = text.partition("-")
+    try:
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected MIN-MAX in seconds, e.g. 0-0.05: {text!r}"
+        ) from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"need 0 <= MIN <= MAX, got {text!r}")
+    return bounds
 
 
 def sandbox_pozvonim_account(settings: Settings) -> tuple[str, str]:
@@ -97,7 +119,9 @@ def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     try:
         faults = FaultPlan(args.fault_rate, args.faults, args.slow_seconds)
         account = PozvonimSandbox(*sandbox_pozvonim_account(settings))
-        sandbox = Sandbox(token, rate=args.rate, faults=faults, pozvonim=account)
+        sandbox = Sandbox(
+            token, rate=args.rate, faults=faults, pozvonim=account, latency=args.latency
+        )
         server = SandboxHTTPServer(args.port, sandbox, args.verbose, args.bind)
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}") from None

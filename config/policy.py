@@ -1,8 +1,15 @@
 """What ctq does with every answer the API can give: the outcome policy, in one table.
 
 ``worker.outcome.classify`` turns a response or a transport error into one of these keys and
-looks the rule up here; the README prints this table (``render_markdown``), and a test keeps
-the two identical.
+looks the rule up here. Precedence: a code the operator listed in CTQ_POINTS_EXHAUSTED_CODES
+first (they told us what it means); then the HTTP statuses that speak for the whole account or
+IP (401, 403, 429), whatever the body says; then the known codes; then, for an unknown code,
+the status again (5xx retries, 402 pauses). The README prints this table
+(``render_markdown``), and a test keeps the two identical.
+
+Unknown codes are the one place where the documents leave us guessing. Dead-lettering them
+at once threw away whole backlogs when the code meant "account-level" (e.g. an undocumented
+"points spent"), so they are retried, and a run of them on one site opens its breaker.
 """
 
 from __future__ import annotations
@@ -42,13 +49,30 @@ class Rule:
 
 POLICY: dict[str, Rule] = {
     "http_2xx": Rule("HTTP 2xx without an API error", Outcome.DONE, Delay.NONE, "accepted"),
+    "http_401": Rule(
+        "HTTP 401, whatever the body says",
+        Outcome.PAUSE,
+        Delay.NONE,
+        "bad credentials: account-level",
+    ),
+    "http_403": Rule(
+        "HTTP 403, whatever the body says",
+        Outcome.PAUSE,
+        Delay.NONE,
+        "bad credentials: account-level",
+    ),
     "http_429": Rule(
-        "HTTP 429",
+        "HTTP 429, whatever the body says",
         Outcome.RETRY,
         Delay.LIMITER,
         "over the per-IP rate: every worker pauses this limiter key; no attempt used",
     ),
-    "http_5xx": Rule("HTTP 5xx", Outcome.RETRY, Delay.BACKOFF, "server-side fault, transient"),
+    "http_5xx": Rule(
+        "HTTP 5xx (with no code, or a code not listed here)",
+        Outcome.RETRY,
+        Delay.BACKOFF,
+        "server-side fault, transient",
+    ),
     "timeout": Rule(
         "connect or read timeout",
         Outcome.RETRY,
@@ -73,10 +97,14 @@ POLICY: dict[str, Rule] = {
         Delay.RESET,
         "the day's points are spent: the job waits for the reset; no attempt used",
     ),
-    "http_401": Rule("HTTP 401", Outcome.PAUSE, Delay.NONE, "bad credentials: account-level"),
-    "http_403": Rule("HTTP 403", Outcome.PAUSE, Delay.NONE, "bad credentials: account-level"),
     "api_10001": Rule("code 10001", Outcome.PAUSE, Delay.NONE, "no callback minutes left"),
     "api_10002": Rule("code 10002", Outcome.PAUSE, Delay.NONE, "callback service not enabled"),
+    "http_402": Rule(
+        "HTTP 402, with no code or a code not listed here",
+        Outcome.PAUSE,
+        Delay.NONE,
+        "payment required: the account's balance or points, account-level",
+    ),
     "validation": Rule(
         "`validationError` body", Outcome.DEAD, Delay.NONE, "the API refused the payload"
     ),
@@ -85,7 +113,11 @@ POLICY: dict[str, Rule] = {
     "api_10004": Rule("code 10004", Outcome.DEAD, Delay.NONE, "session not found"),
     "api_10013": Rule("code 10013", Outcome.DEAD, Delay.NONE, "invalid phone number"),
     "api_other": Rule(
-        "any other API error code", Outcome.DEAD, Delay.NONE, "unknown: never retried blindly"
+        "any other API error code (any other status)",
+        Outcome.RETRY,
+        Delay.BACKOFF,
+        "unknown: retried with backoff, never dead-lettered at once; "
+        "`CTQ_UNKNOWN_CODE_PAUSE_AFTER` such answers in a row pause the site's lane",
     ),
     "http_4xx": Rule("any other HTTP 4xx", Outcome.DEAD, Delay.NONE, "the request itself is wrong"),
     "http_other": Rule(

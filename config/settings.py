@@ -7,7 +7,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     points_exhausted_codes: frozenset[int] = Field(
         frozenset(), validation_alias="CTQ_POINTS_EXHAUSTED_CODES"
     )
+    unknown_code_pause_after: int = Field(3, ge=1, validation_alias="CTQ_UNKNOWN_CODE_PAUSE_AFTER")
 
     connect_timeout: float = Field(3.05, gt=0, validation_alias="CTQ_CONNECT_TIMEOUT")
     read_timeout: float = Field(30.0, gt=0, validation_alias="CTQ_READ_TIMEOUT")
@@ -106,6 +107,21 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _timeouts_fit_the_visibility_timeout(self) -> Settings:
+        # A job holds its message for in-process waits (up to half the visibility timeout),
+        # then one more permit wait and request, then recording the answer through a Redis
+        # outage (a quarter). If the request does not fit in the last quarter, the broker
+        # redelivers the message while the first copy may still be sending it.
+        request = self.connect_timeout + self.read_timeout + self.inprocess_wait_max
+        if request > self.visibility_timeout / 4:
+            raise ValueError(
+                f"CTQ_VISIBILITY_TIMEOUT ({self.visibility_timeout} s) must be at least 4 x "
+                f"(CTQ_CONNECT_TIMEOUT + CTQ_READ_TIMEOUT + CTQ_INPROCESS_WAIT_MAX) = "
+                f"{4 * request:g} s, or a job still sending could be redelivered and sent twice"
+            )
+        return self
 
     @property
     def tz(self) -> ZoneInfo:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import random
 import socket
 import threading
 import time
@@ -46,8 +47,13 @@ class Sandbox:
         rate: int = 5,
         faults: FaultPlan | None = None,
         pozvonim: PozvonimSandbox | None = None,
+        latency: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.token = token
+        # Each request waits a random time in this range before it is counted: the delay
+        # between a client sending and the API receiving, which varies on a real network.
+        self.latency = latency
+        self._rng = random.Random()
         self.window = SlidingWindow(rate)
         self.pozvonim = pozvonim or PozvonimSandbox("1001", "sandbox-key")
         self.pozvonim_window = SlidingWindow(rate)
@@ -57,7 +63,13 @@ class Sandbox:
         self.statuses: Counter[int] = Counter()
         self.lock = threading.Lock()
 
+    def delay_inbound(self) -> None:
+        low, high = self.latency
+        if high > 0:
+            time.sleep(self._rng.uniform(low, high))
+
     def handle(self, path: str, headers: dict[str, str], raw: bytes, client_ip: str) -> Answer:
+        self.delay_inbound()
         if not self.window.admit(client_ip):
             return 429, {"meta": [], "data": {"message": "Too Many Requests"}}
         token = headers.get("access-token")
@@ -166,6 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _pozvonim(self, method: str, params: dict[str, str]) -> None:
         sandbox = self.server.sandbox
         ip = self.client_address[0]
+        sandbox.delay_inbound()
         if not sandbox.pozvonim_window.admit(ip):
             status, body = pozvonim.error(429, "GEN-TOO-MANY-REQUESTS", "Too Many Requests")
         elif method == "GET" and self.path == f"{pozvonim.PREFIX}/auth/token":

@@ -80,8 +80,11 @@ def start_sandbox() -> Iterator[Callable[..., RunningSandbox]]:
     """Start sandboxes in this process (real HTTP on loopback); each is shut down afterwards."""
     servers: list[SandboxHTTPServer] = []
 
-    def start(rate: int = 5, faults: FaultPlan | None = None) -> RunningSandbox:
-        server = SandboxHTTPServer(0, Sandbox(TEST_TOKEN, rate=rate, faults=faults))
+    def start(
+        rate: int = 5, faults: FaultPlan | None = None, latency: tuple[float, float] = (0, 0)
+    ) -> RunningSandbox:
+        sandbox = Sandbox(TEST_TOKEN, rate=rate, faults=faults, latency=latency)
+        server = SandboxHTTPServer(0, sandbox)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return RunningSandbox(server, TEST_TOKEN)

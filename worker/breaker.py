@@ -17,6 +17,8 @@ from worker import keys
 from worker.scripts import script
 
 CLOSED, PROBE, HOLD = "closed", "probe", "hold"
+# A run of unknown codes is forgotten after a quiet day.
+STREAK_KEEP_SECONDS = 86400
 
 
 class Breaker:
@@ -29,6 +31,7 @@ class Breaker:
         self.key = keys.breaker(site, lane)
         self.held_key = f"{self.key}:held"
         self.probe_key = f"{self.key}:probe"
+        self.streak_key = f"{self.key}:unknown"
 
     def state(self) -> dict[str, Any] | None:
         """The open breaker's reason and times, or None when it is closed."""
@@ -47,27 +50,35 @@ class Breaker:
         }
 
     def open(
-        self, reason: str, verdict: dict[str, Any], now: float, interval: float
+        self, job_id: str, reason: str, verdict: dict[str, Any], now: float, interval: float
     ) -> float | None:
-        """Open the breaker; return when its probe is due, or None if it was open already
-        (another job is the probe: this one is held like the rest)."""
+        """Open the breaker; return when its probe (``job_id``) is due, or None if another job
+        is the probe: this one is held like the rest."""
         probe_at = now + interval
+        is_probe = script(self.client, "open_breaker")(
+            keys=[self.key, self.probe_key],
+            args=[
+                job_id,
+                reason,
+                "" if verdict.get("code") is None else verdict["code"],
+                verdict.get("http_status") or "",
+                now,
+                probe_at,
+            ],
+        )
+        return probe_at if is_probe else None
+
+    def unknown_streak(self, unknown: bool) -> int:
+        """Count answers with an unknown API code in a row (any other answer ends the run);
+        return the length of the run."""
+        if not unknown:
+            self.client.delete(self.streak_key)
+            return 0
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(self.key, "since", now)
-            pipe.hset(
-                self.key,
-                mapping={
-                    "reason": reason,
-                    "code": "" if verdict.get("code") is None else verdict["code"],
-                    "http_status": verdict.get("http_status") or "",
-                },
-            )
-            first, _ = pipe.execute()
-        if not first and not self.client.exists(self.probe_key):
-            return None
-        self.client.hset(self.key, "probe_at", probe_at)
-        self.client.delete(self.probe_key)
-        return probe_at
+            pipe.incr(self.streak_key)
+            pipe.expire(self.streak_key, STREAK_KEEP_SECONDS)
+            streak, _ = pipe.execute()
+        return int(streak)
 
     def admit(self, now: float, lease_ms: int) -> str:
         """``closed`` (send), ``probe`` (send: this job is the one probe), or ``hold``."""
@@ -85,7 +96,7 @@ class Breaker:
     def close(self, now: float) -> int:
         """Close the breaker and release every held job; return how many."""
         release = script(self.client, "release_held")
-        keys_ = [self.key, self.held_key, self.probe_key, keys.DELAYED]
+        keys_ = [self.key, self.held_key, self.probe_key, keys.DELAYED, self.streak_key]
         return int(release(keys=keys_, args=[now]))  # type: ignore[arg-type]
 
 

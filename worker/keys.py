@@ -37,13 +37,20 @@ SITES = f"{PREFIX}:sites"  # set: every site id a worker has sent for
 
 
 def points(site_id: str, day: str) -> str:
-    """Hash of one site's points on one day (in CTQ_TIMEZONE): used, reserved, exhausted."""
+    """Hash of one site's points on one day (in CTQ_TIMEZONE): used, exhausted."""
     return f"{PREFIX}:points:{site_id}:{day}"
 
 
+def points_reservations(points_key: str) -> str:
+    """Zset of the points reserved by permits not settled yet: ``member/cost`` -> the server
+    time (µs) the reservation lapses (its permit's request can no longer be in flight)."""
+    return f"{points_key}:reserved"
+
+
 def breaker(site_id: str, lane: str) -> str:
-    """Hash of an open breaker (reason, since, probe_at); ``:held`` zset of the jobs it holds,
-    ``:probe`` the lock of the one probe in flight."""
+    """Hash of an open breaker (reason, since, probe_at, probe_job); ``:held`` zset of the jobs
+    it holds, ``:probe`` the lock of the one probe in flight, ``:unknown`` the number of
+    answers with an unknown API code in a row."""
     return f"{PREFIX}:breaker:{site_id}:{lane}"
 
 

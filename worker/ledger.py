@@ -1,8 +1,10 @@
 """The daily points ledger: per site and calendar day in CTQ_TIMEZONE.
 
 A permit reserves the method's cost (in ``acquire.lua``, atomically with the booking); a
-success commits it, anything else refunds it. With CTQ_DAILY_POINTS set, bulk jobs may spend
-only the budget less the realtime reserve (CTQ_POINTS_RESERVE), realtime jobs all of it.
+success commits it, anything else refunds it. A reservation lapses on its own once its
+request can no longer be in flight, so a worker killed mid-request leaks no points. With
+CTQ_DAILY_POINTS set, bulk jobs may spend only the budget less the realtime reserve
+(CTQ_POINTS_RESERVE), realtime jobs all of it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import redis
 
 from config import Settings
 from worker import keys
-from worker.limiter import PointsClaim
+from worker.limiter import Permit, PointsClaim
 
 KEEP_SECONDS = 3 * 86400
+# A reservation outlives its slot by the request's timeouts and this much more.
+HOLD_SLACK_SECONDS = 2.0
 
 
 def day_of(timestamp: float, tz: ZoneInfo) -> str:
@@ -62,18 +66,31 @@ class Ledger:
         return math.floor(budget * (1 - self.settings.points_reserve))
 
     def claim(self, kind: str, lane: str) -> PointsClaim:
+        settings = self.settings
+        hold = settings.connect_timeout + settings.read_timeout + HOLD_SLACK_SECONDS
         return PointsClaim(
-            self.key(), self.settings.point_costs.get(kind, 1), self.cap(lane), KEEP_SECONDS
+            self.key(),
+            settings.point_costs.get(kind, 1),
+            self.cap(lane),
+            KEEP_SECONDS,
+            int(hold * 1_000_000),
         )
 
-    def settle(self, claim: PointsClaim, success: bool) -> None:
-        """Commit the reserved points of a request that succeeded; refund any other."""
+    def settle(self, permit: Permit, success: bool) -> None:
+        """Commit the reserved points of a request that succeeded; refund any other.
+
+        One transaction, so it can be sent again after a lost connection: a refund removes
+        the reservation at most once. (A success whose reply was lost after it ran would be
+        counted twice: the ledger errs towards spending less, never more.)
+        """
+        claim = permit.claim
         if claim.cost <= 0:
             return
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(claim.key, "reserved", -claim.cost)
+            pipe.zrem(claim.reservations_key, permit.reservation)
             if success:
                 pipe.hincrby(claim.key, "used", claim.cost)
+                pipe.expire(claim.key, KEEP_SECONDS)
             pipe.execute()
 
     def mark_spent(self, claim: PointsClaim) -> None:
@@ -88,8 +105,16 @@ class Ledger:
 
     def today(self) -> dict[str, int | bool | None]:
         """Points used, reserved and left today (left is None without a budget)."""
-        raw: dict[str, str] = self.client.hgetall(self.key())  # type: ignore[assignment]
-        used, reserved = int(raw.get("used", 0)), int(raw.get("reserved", 0))
+        key = self.key()
+        seconds, micros = self.client.time()  # type: ignore[misc]
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(key)
+            pipe.zrangebyscore(
+                keys.points_reservations(key), f"({seconds * 1_000_000 + micros}", "+inf"
+            )
+            raw, held = pipe.execute()
+        used = int(raw.get("used", 0))
+        reserved = sum(int(member.rsplit("/", 1)[1]) for member in held)
         budget = self.settings.daily_points
         exhausted = raw.get("exhausted") == "1"
         left = None if budget is None else (0 if exhausted else max(0, budget - used - reserved))

@@ -33,12 +33,28 @@ REALTIME_HORIZON_US = 24 * 3600 * 1_000_000
 
 @dataclass(frozen=True)
 class PointsClaim:
-    """The points one request reserves: ``cap`` < 0 means no budget is enforced."""
+    """The points one request reserves: ``cap`` < 0 means no budget is enforced.
+
+    The reservation lives ``hold_us`` past the permit's slot (as long as the request can
+    take), so the points of a worker that died mid-request come back by themselves.
+    """
 
     key: str
     cost: int
     cap: int
     ttl: int
+    hold_us: int = 60_000_000
+
+    @property
+    def reservations_key(self) -> str:
+        return keys.points_reservations(self.key)
+
+
+@dataclass(frozen=True)
+class ComeBack:
+    """No permit now: the slot is further ahead than the caller may wait in process."""
+
+    delay: float
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,11 @@ class Permit:
     member: str
     slot_us: int
     claim: PointsClaim
+
+    @property
+    def reservation(self) -> str:
+        """The member of the points reservation this permit made."""
+        return f"{self.member}/{self.claim.cost}"
 
 
 class Limiter:
@@ -85,7 +106,13 @@ class Limiter:
         """One booking attempt: ``(status, slot_us, now_us)`` on the server's clock."""
         horizon = 0 if lane == keys.BULK else REALTIME_HORIZON_US
         status, slot, now = self._script(
-            keys=[self._permits, self._pause, f"{self.key}:waiting:{lane}", claim.key],
+            keys=[
+                self._permits,
+                self._pause,
+                f"{self.key}:waiting:{lane}",
+                claim.key,
+                claim.reservations_key,
+            ],
             args=[
                 self.interval_us,
                 self.window_us + self.margin_us,
@@ -94,12 +121,19 @@ class Limiter:
                 claim.cost,
                 claim.cap,
                 claim.ttl,
+                claim.hold_us,
             ],
         )
         return int(status), int(slot), int(now)
 
-    def acquire(self, lane: str, claim: PointsClaim) -> Permit | None:
+    def acquire(
+        self, lane: str, claim: PointsClaim, max_wait: float = math.inf
+    ) -> Permit | ComeBack | None:
         """Book a permit and sleep until its slot; None when the day's points are spent.
+
+        A slot more than ``max_wait`` seconds ahead is not waited for in this process: the
+        booking is given back and ``ComeBack`` says when to try again (the caller parks the
+        job durably instead of holding its message past the broker's visibility timeout).
 
         A process that wakes later than ``lateness_us`` after its slot (a stalled process, a
         loaded machine) cancels that permit and books again: sent late, it could land in the
@@ -113,6 +147,10 @@ class Limiter:
             if status == BOOKED and slot <= now:
                 return Permit(member, slot, claim)
             delay = (slot - now) / 1_000_000
+            if delay > max_wait:
+                if status == BOOKED:
+                    self.cancel(Permit(member, slot, claim))
+                return ComeBack(delay)
             started = time.monotonic()
             self.sleep(delay)
             late = time.monotonic() - started - delay
@@ -127,8 +165,7 @@ class Limiter:
         """Give back a booked permit that was not used, and the points it reserved."""
         with self.client.pipeline(transaction=True) as pipe:
             pipe.zrem(self._permits, permit.member)
-            if permit.claim.cost > 0:
-                pipe.hincrby(permit.claim.key, "reserved", -permit.claim.cost)
+            pipe.zrem(permit.claim.reservations_key, permit.reservation)
             pipe.execute()
 
     def pause(self, seconds: float | None) -> float:

@@ -60,15 +60,18 @@ def classify(
     code = _api_code(body)
     message = _api_message(body) or answer.reason or ""
     common = {"http_status": status, "code": code, "message": message, "body": body}
-    if _is_validation_error(body):
-        return Verdict("validation", **common)
     if code is not None and code in points_spent_codes:
         return Verdict("points_spent", **common)
-    if code is not None:
-        key = f"api_{code}"
-        return Verdict(key if key in POLICY else "api_other", **common)
+    if status in (401, 403, 429):  # account or IP level, whatever the body says
+        return Verdict(f"http_{status}", retry_after=_retry_after(answer), **common)
+    if _is_validation_error(body):
+        return Verdict("validation", **common)
     key = _status_key(status)
-    if key == "http_2xx" and success_statuses is not None and status not in success_statuses:
+    if code is not None and f"api_{code}" in POLICY:
+        key = f"api_{code}"
+    elif code is not None and key not in ("http_5xx", "http_402"):
+        key = "api_other"
+    elif key == "http_2xx" and success_statuses is not None and status not in success_statuses:
         key = "http_other"
     return Verdict(key, retry_after=_retry_after(answer), **common)
 
@@ -76,7 +79,7 @@ def classify(
 def _status_key(status: int) -> str:
     if 200 <= status < 300:
         return "http_2xx"
-    if status in (401, 403, 429):
+    if status in (401, 402, 403, 429):
         return f"http_{status}"
     if 400 <= status < 500:
         return "http_4xx"

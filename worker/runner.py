@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
-from typing import Any
+import uuid
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 import redis
 from celery import Celery
 from celery.exceptions import Reject
+from redis.exceptions import LockError
 
 from config.policy import Outcome
 from tasks.kind import JobKind
-from worker import deadletter, delays, jobstore, keys
+from worker import delays, jobstore, keys, records
 from worker.breaker import HOLD, PROBE, Breaker
 from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
-from worker.limiter import PointsClaim
+from worker.limiter import ComeBack, Permit, PointsClaim
+from worker.outage import ride_out
 from worker.outcome import Verdict, classify
 from worker.runtime import Channel, Runtime, channel, runtime_of
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
@@ -49,7 +57,7 @@ def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
                 "code": None,
                 "message": f"{type(exc).__name__}: {exc}"[:500],
             }
-            _dead_letter(rt, job, failure, job.attempts, count_attempt=False)
+            records.dead_letter(rt, job, failure, job.attempts, count_attempt=False)
         return State.DEAD
 
 
@@ -66,53 +74,126 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
     if job.state in TERMINAL:
         log.info("job %s is already %s; not sent again", job_id, job.state)
         return job.state
-    lease = keys.lease(job_id)
-    if not rt.redis.set(lease, os.getpid(), nx=True, px=rt.settings.visibility_timeout * 1000):
+    lease = rt.redis.lock(keys.lease(job_id), timeout=rt.settings.visibility_timeout)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{job_id}:{uuid.uuid4().hex[:8]}"
+    if not lease.acquire(blocking=False, token=owner):
         # Another worker runs it (or died running it): look again when its lease ends.
-        due = rt.clock() + max(1000, int(rt.redis.pttl(lease))) / 1000  # type: ignore[arg-type]
+        due = rt.clock() + max(1000, int(rt.redis.pttl(lease.name))) / 1000  # type: ignore[arg-type]
         delays.park(rt.redis, job_id, due)
         log.info("job %s is leased by another worker; looking again at %s", job_id, due)
         return job.state
     try:
-        return _attempt_until_settled(rt, kind, job)
+        return JobRun(rt, kind, job).until_settled()
     finally:
-        rt.redis.delete(lease)
+        _release(lease, job_id)
 
 
-def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
-    attempts = job.attempts
-    # In-process waits stop well before the broker would redeliver the message.
-    budget_ends = time.monotonic() + rt.settings.visibility_timeout / 2
-    via = channel(rt, kind.provider)
-    breaker = Breaker(rt.redis, via.account, job.lane)
-    probing = False
-    while True:
-        if not probing:
-            admitted = breaker.admit(rt.clock(), rt.settings.visibility_timeout * 1000)
-            if admitted == HOLD:
-                return _hold(rt, job, breaker)
-            probing = admitted == PROBE
-        sent = _send_once(rt, via, kind, job)
-        if sent is None:
-            return _park(rt, job, rt.ledger.reset_at(), "points budget spent", reason="points")
-        verdict, claim = sent
-        if via.client.after(verdict):
-            continue  # fixed on our side (a renewed token): a new permit, not an attempt
-        step = decide(verdict, attempts + 1, rt.settings, rt.rng, shared_limiter=bool(via.limiter))
+def _release(lease: redis.lock.Lock, job_id: str) -> None:
+    """Give the lease back if it is still ours (it may have lapsed and been taken over)."""
+    try:
+        ride_out(lease.release, within=5.0, what=f"job {job_id}: releasing its lease")
+    except LockError:
+        log.warning("job %s: its lease had lapsed before the job ended", job_id)
+    except redis.RedisError as exc:
+        log.warning("job %s: lease not released (%s); it lapses by itself", job_id, exc)
+
+
+class JobRun:
+    """One run of one job in this process: attempts until the job is settled or parked."""
+
+    def __init__(self, rt: Runtime, kind: JobKind, job: Job) -> None:
+        self.rt, self.kind, self.job = rt, kind, job
+        self.via: Channel = channel(rt, kind.provider)
+        self.breaker = Breaker(rt.redis, self.via.account, job.lane)
+        self.attempts = job.attempts
+        self.probing = False
+        self.claim: PointsClaim | None = None
+        # Waits in this process end well before the broker would redeliver the message, and
+        # recording an answer may ride out a Redis outage for a quarter of that timeout.
+        visibility = rt.settings.visibility_timeout
+        self.budget_ends = time.monotonic() + visibility / 2
+        self.ride_out_for = visibility / 4
+
+    def until_settled(self) -> str:
+        while True:
+            if not self.probing:
+                admitted = self.breaker.admit(
+                    self.rt.clock(), self.rt.settings.visibility_timeout * 1000
+                )
+                if admitted == HOLD:
+                    return records.hold(self.rt, self.job, self.breaker)
+                self.probing = admitted == PROBE
+            sent = self._send_once()
+            if not isinstance(sent, tuple):
+                return self._not_sent(sent)
+            verdict, permit = sent
+            # The API has answered. Every write from here rides out a Redis outage: an answer
+            # not recorded before the message is redelivered would be sent again.
+            if permit is not None:
+                success = verdict.outcome is Outcome.DONE
+                self._ride_out("settling its points", partial(self.via.settle, permit, success))
+            ended = self._ride_out("recording its outcome", partial(self._conclude, verdict))
+            if isinstance(ended, str):
+                return ended
+            if ended:
+                self.rt.sleep(ended)
+
+    def _send_once(self) -> tuple[Verdict, Permit | None] | ComeBack | None:
+        """Take a permit (reserving points), send, classify. Nothing is sent when the day's
+        points are spent (None) or the next slot is further than this process may wait."""
+        rt, job = self.rt, self.job
+        jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
+        permit: Permit | None = None
+        self.claim = claim = self.via.claim(self.kind.name, job.lane)
+        if self.via.limiter:
+            window = self.via.limiter.window_us / 1_000_000
+            may_wait = min(max(rt.settings.inprocess_wait_max, window), self._budget_left())
+            booked = self.via.limiter.acquire(job.lane, claim, max_wait=may_wait)
+            if not isinstance(booked, Permit):
+                return booked
+            permit = booked
+        path, body = self.kind.request(job.payload)
+        answer = self.via.client.post(path, body)
+        return classify(
+            answer, rt.settings.points_exhausted_codes, self.via.success_statuses
+        ), permit
+
+    def _not_sent(self, why: ComeBack | None) -> str:
+        rt, job = self.rt, self.job
+        if why is None:
+            return records.park(
+                rt, job, rt.ledger.reset_at(), "points budget spent", reason="points"
+            )
+        return records.park(
+            rt,
+            job,
+            rt.clock() + why.delay,
+            f"the limiter's next slot is {why.delay:.1f} s away, longer than a worker waits",
+            reason="limiter",
+        )
+
+    def _conclude(self, verdict: Verdict) -> str | float:
+        """Act on an answer: the job's new state, or how long to wait before sending again.
+
+        Safe to run again after a Redis error part-way (see ``records``)."""
+        rt, job, breaker = self.rt, self.job, self.breaker
+        if self.via.client.after(verdict):
+            return 0.0  # fixed on our side (a renewed token): a new permit, not an attempt
+        step = self._step(verdict)
         log.info(
             "job %s %s: %s %s -> %s",
             job.id,
-            kind.name,
+            self.kind.name,
             verdict.key,
             verdict.message[:200],
             step.action,
         )
-        if step.action is Action.REPERMIT and via.limiter:
-            via.limiter.pause(verdict.retry_after)
-            continue
+        if step.action is Action.REPERMIT and self.via.limiter:
+            self.via.limiter.pause(verdict.retry_after)
+            return 0.0
         if step.action is Action.PAUSE:
-            return _pause_lane(rt, job, breaker, verdict, step)
-        if probing:
+            return self._pause_lane(verdict, step)
+        if self.probing:
             released = breaker.close(rt.clock())
             log.warning(
                 "site %s %s lane resumed after a probe; %d jobs released",
@@ -120,165 +201,59 @@ def _attempt_until_settled(rt: Runtime, kind: JobKind, job: Job) -> str:
                 job.lane,
                 released,
             )
-            probing = False
+            self.probing = False
         if step.action is Action.AWAIT_RESET:
-            rt.ledger.mark_spent(claim)
-            return _park(rt, job, rt.ledger.reset_at(), step.reason, last=verdict.describe())
-        attempts += 1
-        if step.action is Action.WAIT and time.monotonic() + step.delay > budget_ends:
+            if self.claim and self.claim.key:
+                rt.ledger.mark_spent(self.claim)
+            return records.park(rt, job, rt.ledger.reset_at(), step.reason, last=verdict.describe())
+        attempts = self.attempts + 1
+        if step.action is Action.WAIT and step.delay > self._budget_left():
             step = Step(Action.DELAY, step.delay, step.reason)
-        if step.action is not Action.WAIT:
-            return _settle(rt, kind, job, verdict, step, attempts)
+        if step.action is Action.FINISH:
+            return records.done(rt, self.kind, job, verdict)
+        last = verdict.describe()
+        if step.action is Action.DEAD_LETTER:
+            failure = {**last, "policy": verdict.key, "reason": step.reason}
+            return records.dead_letter(rt, job, failure, attempts, count_attempt=True)
+        if step.action is Action.DELAY:
+            return records.park(
+                rt, job, rt.clock() + step.delay, step.reason, last=last, attempt=True
+            )
         jobstore.transition(
-            rt.redis, job.id, State.RETRYING, attempt=True, now=rt.clock(), last=verdict.describe()
+            rt.redis, job.id, State.RETRYING, attempt=True, now=rt.clock(), last=last
         )
-        rt.sleep(step.delay)
+        self.attempts = attempts
+        return step.delay
 
-
-def _send_once(
-    rt: Runtime, via: Channel, kind: JobKind, job: Job
-) -> tuple[Verdict, PointsClaim] | None:
-    """Take a permit (reserving points), send, classify, settle the points.
-    None when the day's points are spent (nothing sent)."""
-    jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
-    claim = via.claim(kind.name, job.lane)
-    permit = via.limiter.acquire(job.lane, claim) if via.limiter else None
-    if via.limiter and permit is None:
-        return None
-    path, body = kind.request(job.payload)
-    answer = via.client.post(path, body)
-    verdict = classify(answer, rt.settings.points_exhausted_codes, via.success_statuses)
-    if permit is not None:
-        via.settle(claim, success=verdict.outcome is Outcome.DONE)
-    return verdict, claim
-
-
-def _pause_lane(rt: Runtime, job: Job, breaker: Breaker, verdict: Verdict, step: Step) -> str:
-    """An account-level answer: open the breaker; the first job to open it is the probe."""
-    reason = f"account-level: {step.reason}"
-    interval = rt.settings.breaker_probe_interval
-    probe_at = breaker.open(reason, verdict.describe(), rt.clock(), interval)
-    if probe_at is None:
-        return _hold(rt, job, breaker)
-    log.warning("site %s %s lane paused: %s; probe at %s", breaker.site, job.lane, reason, probe_at)
-    return _park(rt, job, probe_at, reason, last=verdict.describe())
-
-
-def _settle(
-    rt: Runtime, kind: JobKind, job: Job, verdict: Verdict, step: Step, attempts: int
-) -> str:
-    """Record the outcome of a counted attempt, riding out a short Redis outage: a success
-    that is not recorded before the message is redelivered would be sent again."""
-    deadline = time.monotonic() + rt.settings.visibility_timeout / 4
-    while True:
-        try:
-            return _record(rt, kind, job, verdict, step, attempts)
-        except (redis.ConnectionError, redis.TimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            log.warning("job %s: Redis unreachable; recording its outcome again in 1 s", job.id)
-            time.sleep(1.0)
-
-
-def _record(
-    rt: Runtime, kind: JobKind, job: Job, verdict: Verdict, step: Step, attempts: int
-) -> str:
-    """Record the outcome of a counted attempt: done, dead letter, or a durable delay."""
-    now = rt.clock()
-    last = verdict.describe()
-    if step.action is Action.FINISH:
-        jobstore.transition(
-            rt.redis,
-            job.id,
-            State.DONE,
-            attempt=True,
-            keep_seconds=_keep(rt),
-            now=now,
-            last=last,
-            result=kind.results(verdict.body),
+    def _step(self, verdict: Verdict) -> Step:
+        """The policy's step, except that a run of unknown codes on one site pauses it."""
+        settings = self.rt.settings
+        step = decide(
+            verdict, self.attempts + 1, settings, self.rt.rng, shared_limiter=bool(self.via.limiter)
         )
-        return State.DONE
-    if step.action is Action.DEAD_LETTER:
-        failure = {**last, "policy": verdict.key, "reason": step.reason}
-        _dead_letter(rt, job, failure, attempts, count_attempt=True)
-        return State.DEAD
-    return _park(rt, job, now + step.delay, step.reason, last=last, attempt=True)
+        if verdict.key in ("timeout", "connection"):
+            return step  # no answer: says nothing about the account
+        streak = self.breaker.unknown_streak(verdict.key == "api_other")
+        if streak >= settings.unknown_code_pause_after:
+            why = f"{streak} answers in a row with an unknown API code (last: {verdict.code})"
+            return Step(Action.PAUSE, reason=why)
+        return step
 
-
-def _hold(rt: Runtime, job: Job, breaker: Breaker) -> str:
-    """Keep the job, paused, until the breaker of its site and lane closes."""
-    now = rt.clock()
-    last = {
-        "outcome": "pause",
-        "reason": "breaker open",
-        "http_status": None,
-        "code": None,
-        "message": f"{job.lane} lane of site {breaker.site} is paused",
-    }
-    with rt.redis.pipeline(transaction=True) as pipe:
-        breaker.hold(pipe, job.id, now)
-        jobstore.transition(pipe, job.id, State.PAUSED, now=now, last=last)
-        pipe.execute()
-    return State.PAUSED
-
-
-def _park(
-    rt: Runtime,
-    job: Job,
-    due_at: float,
-    why: str,
-    *,
-    attempt: bool = False,
-    last: dict[str, Any] | None = None,
-    reason: str = "",
-) -> str:
-    """Move the job to the durable delay set until ``due_at``; beat requeues it then."""
-    last = last or {
-        "outcome": "retry",
-        "reason": reason,
-        "http_status": None,
-        "code": None,
-        "message": why,
-    }
-    with rt.redis.pipeline(transaction=True) as pipe:
-        delays.park(pipe, job.id, due_at)
-        jobstore.transition(
-            pipe, job.id, State.DELAYED, attempt=attempt, now=rt.clock(), last=last, due_at=due_at
+    def _pause_lane(self, verdict: Verdict, step: Step) -> str:
+        """An account-level answer: open the breaker; the first job to open it is the probe."""
+        rt, job, breaker = self.rt, self.job, self.breaker
+        reason = f"account-level: {step.reason}"
+        interval = rt.settings.breaker_probe_interval
+        probe_at = breaker.open(job.id, reason, verdict.describe(), rt.clock(), interval)
+        if probe_at is None:
+            return records.hold(rt, job, breaker)
+        log.warning(
+            "site %s %s lane paused: %s; probe at %s", breaker.site, job.lane, reason, probe_at
         )
-        pipe.execute()
-    log.info("job %s parked until %s: %s", job.id, due_at, why)
-    return State.DELAYED
+        return records.park(rt, job, probe_at, reason, last=verdict.describe())
 
+    def _ride_out(self, what: str, action: Callable[[], T]) -> T:
+        return ride_out(action, within=self.ride_out_for, what=f"job {self.job.id}: {what}")
 
-def _dead_letter(
-    rt: Runtime, job: Job, failure: dict[str, Any], attempts: int, *, count_attempt: bool
-) -> None:
-    """Mark the job dead and record its dead letter, in one transaction."""
-    now = rt.clock()
-    record = {
-        "id": job.id,
-        "kind": job.kind,
-        "lane": job.lane,
-        "payload": job.payload,
-        **failure,
-        "attempts": attempts,
-        "created_at": job.created_at,
-        "dead_at": now,
-    }
-    last = {k: failure[k] for k in ("outcome", "reason", "http_status", "code", "message")}
-    with rt.redis.pipeline(transaction=True) as pipe:
-        deadletter.add(pipe, record, now=now)
-        jobstore.transition(
-            pipe,
-            job.id,
-            State.DEAD,
-            attempt=count_attempt,
-            keep_seconds=_keep(rt),
-            now=now,
-            last=last,
-        )
-        pipe.execute()
-
-
-def _keep(rt: Runtime) -> int:
-    return rt.settings.job_retention_days * 86400
+    def _budget_left(self) -> float:
+        return max(0.0, self.budget_ends - time.monotonic())

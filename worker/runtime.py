@@ -18,7 +18,7 @@ from config import Settings
 from worker import keys
 from worker.calltouch import CalltouchClient, MissingCredentials
 from worker.ledger import Ledger
-from worker.limiter import Limiter, PointsClaim, limiter_key
+from worker.limiter import Limiter, Permit, PointsClaim, limiter_key
 from worker.outcome import Verdict
 from worker.pozvonim import PozvonimClient
 from worker.redis_conn import connect
@@ -72,9 +72,9 @@ class Channel:
     def claim(self, kind: str, lane: str) -> PointsClaim:
         return self.ledger.claim(kind, lane) if self.ledger else NO_POINTS
 
-    def settle(self, claim: PointsClaim, success: bool) -> None:
+    def settle(self, permit: Permit, success: bool) -> None:
         if self.ledger:
-            self.ledger.settle(claim, success)
+            self.ledger.settle(permit, success)
 
 
 def channel(rt: Runtime, provider: str) -> Channel:

@@ -11,7 +11,7 @@ import limits
 import redis
 
 from worker import keys
-from worker.limiter import Limiter, PointsClaim
+from worker.limiter import Limiter, Permit, PointsClaim
 
 RATE = "20/second"
 LIMITER_KEY = keys.limiter("test-ip", "api.test")
@@ -56,9 +56,10 @@ def spend_points(url: str, lane: str, tries: int, budget_key: str, cap: int, see
         permit = limiter.acquire(lane, claim)
         if permit is None:
             continue
+        assert isinstance(permit, Permit)
         success = rng.random() < 0.5
         with client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(budget_key, "reserved", -1)
+            pipe.zrem(claim.reservations_key, permit.reservation)
             if success:
                 pipe.hincrby(budget_key, "used", 1)
             pipe.execute()

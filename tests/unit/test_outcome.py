@@ -71,7 +71,15 @@ VALIDATION = {
         (response(400, api_error(10003)), Outcome.DEAD, "api_10003"),
         (response(400, api_error(10004)), Outcome.DEAD, "api_10004"),
         (response(400, api_error(10013)), Outcome.DEAD, "api_10013"),
-        (response(400, api_error(99999)), Outcome.DEAD, "api_other"),
+        (response(400, api_error(99999)), Outcome.RETRY, "api_other"),
+        (response(200, api_error(99999)), Outcome.RETRY, "api_other"),
+        (response(403, api_error(403, "Forbidden")), Outcome.PAUSE, "http_403"),
+        (response(401, api_error(10003)), Outcome.PAUSE, "http_401"),
+        (response(403, VALIDATION), Outcome.PAUSE, "http_403"),
+        (response(429, api_error(10007)), Outcome.RETRY, "http_429"),
+        (response(402, api_error(99999)), Outcome.PAUSE, "http_402"),
+        (response(402), Outcome.PAUSE, "http_402"),
+        (response(503, api_error(99999)), Outcome.RETRY, "http_5xx"),
         (response(404), Outcome.DEAD, "http_4xx"),
         (response(422, {"message": "no"}), Outcome.DEAD, "http_4xx"),
         (response(302), Outcome.DEAD, "http_other"),
@@ -84,6 +92,17 @@ def test_answer_maps_to_policy_outcome(answer: Any, outcome: Outcome, key: str) 
 
 def test_api_code_wins_over_a_2xx_status() -> None:
     assert classify(response(200, api_error(10003))).outcome is Outcome.DEAD
+
+
+def test_no_status_or_unknown_code_dead_letters_a_bad_token_or_a_spent_balance() -> None:
+    for status in (401, 402, 403):
+        for body in (None, api_error(status), api_error(77777), {"message": "x"}):
+            assert classify(response(status, body)).outcome is Outcome.PAUSE, (status, body)
+
+
+def test_a_configured_points_code_wins_even_over_403() -> None:
+    verdict = classify(response(403, api_error(10099)), frozenset({10099}))
+    assert verdict.key == "points_spent"
 
 
 def test_code_and_message_are_taken_from_the_error_body() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from typing import Any
 
 import fakeredis
@@ -274,7 +275,7 @@ def test_a_job_in_flight_when_another_opened_the_breaker_is_held_not_a_second_pr
 
     class OpenedMeanwhile(CannedApi):
         def post(self, path: str, body: dict[str, Any]) -> Any:
-            breaker.open("account-level: x", {"code": 10001}, NOW, 300)  # another worker
+            breaker.open("other", "account-level: x", {"code": 10001}, NOW, 300)  # another worker
             return super().post(path, body)
 
     runtime.calltouch = OpenedMeanwhile(answer(400, NO_MINUTES))
@@ -293,3 +294,89 @@ def test_a_probe_that_meets_a_429_stays_the_probe(runtime: Runtime) -> None:
     runtime.clock = lambda: NOW + 301
     assert run_job(runtime, callback.KIND, "a") == State.DONE
     assert Breaker(runtime.redis, "s1", keys.REALTIME).state() is None
+
+
+def api_error(code: int, message: str = "text") -> dict[str, Any]:
+    return {"data": {"apiErrorData": {"errorCode": code, "errorMessage": message}}}
+
+
+def test_a_403_carrying_its_own_error_code_pauses_and_dead_letters_nothing(
+    runtime: Runtime,
+) -> None:
+    runtime.calltouch = CannedApi(answer(403, api_error(403, "Forbidden")))
+    for n in range(20):
+        add_job(runtime, callback.KIND, CALLBACK, f"j{n}")
+    states = [run_job(runtime, callback.KIND, f"j{n}") for n in range(20)]
+    assert states == [State.DELAYED] + [State.PAUSED] * 19  # the first is the probe
+    assert len(runtime.calltouch.sent) == 1
+    assert deadletter.count(runtime.redis) == 0
+    state = Breaker(runtime.redis, "s1", keys.REALTIME).state()
+    assert state and state["http_status"] == "403" and state["held"] == 19
+
+
+def test_a_run_of_unknown_codes_pauses_the_lane_instead_of_dead_lettering_the_backlog(
+    runtime: Runtime,
+) -> None:
+    runtime.settings = runtime.settings.model_copy(update={"inprocess_wait_max": 0})
+    runtime.calltouch = CannedApi(*[answer(400, api_error(10100))] * 3)
+    for n in range(30):
+        add_job(runtime, callback.KIND, CALLBACK, f"j{n}")
+    states = [run_job(runtime, callback.KIND, f"j{n}") for n in range(30)]
+    # Two are parked for a retry, the third answer opens the breaker (it is the probe).
+    assert states == [State.DELAYED] * 3 + [State.PAUSED] * 27
+    assert deadletter.count(runtime.redis) == 0
+    state = Breaker(runtime.redis, "s1", keys.REALTIME).state()
+    assert state and "3 answers in a row with an unknown API code (last: 10100)" in state["reason"]
+
+
+def test_any_other_answer_ends_a_run_of_unknown_codes(runtime: Runtime) -> None:
+    runtime.settings = runtime.settings.model_copy(update={"inprocess_wait_max": 0})
+    unknown = answer(400, api_error(10100))
+    runtime.calltouch = CannedApi(unknown, unknown, answer(200), unknown, unknown)
+    for n in range(5):
+        add_job(runtime, callback.KIND, CALLBACK, f"j{n}")
+    states = [run_job(runtime, callback.KIND, f"j{n}") for n in range(5)]
+    assert states == [State.DELAYED, State.DELAYED, State.DONE, State.DELAYED, State.DELAYED]
+    assert Breaker(runtime.redis, "s1", keys.REALTIME).state() is None
+
+
+def test_an_answer_is_recorded_once_redis_is_back_and_nothing_is_sent_twice() -> None:
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeRedis(server=server, decode_responses=True)
+    settings = Settings(_env_file=None, CALLTOUCH_SITE_ID="s1", CTQ_DAILY_POINTS=10)
+
+    class RedisGoesAwayMeanwhile(CannedApi):
+        def post(self, path: str, body: dict[str, Any]) -> Any:
+            server.connected = False  # Redis stops while the request is in flight
+            threading.Timer(0.5, lambda: setattr(server, "connected", True)).start()
+            return super().post(path, body)
+
+    rt = Runtime(
+        settings=settings,
+        redis=client,
+        calltouch=RedisGoesAwayMeanwhile(answer(200)),  # type: ignore[arg-type]
+        limiter=build_limiter(settings, client),
+        ledger=Ledger(client, settings, clock=lambda: NOW),
+        clock=lambda: NOW,
+    )
+    add_job(rt, callback.KIND, CALLBACK)
+    assert run_job(rt, callback.KIND, "job1") == State.DONE
+    assert run_job(rt, callback.KIND, "job1") == State.DONE  # the redelivered message
+    assert len(rt.calltouch.sent) == 1  # type: ignore[attr-defined]
+    assert rt.ledger.today()["used"] == 1 and rt.ledger.today()["reserved"] == 0
+    assert client.get(keys.lease("job1")) is None
+
+
+def test_a_retry_after_beyond_the_wait_budget_parks_the_job_instead_of_sleeping(
+    runtime: Runtime,
+) -> None:
+    runtime.calltouch = CannedApi(answer(429))
+    runtime.calltouch.answers[0].headers["Retry-After"] = "3600"
+    add_job(runtime, callback.KIND, CALLBACK)
+    assert run_job(runtime, callback.KIND, "job1") == State.DELAYED
+    assert len(runtime.calltouch.sent) == 1
+    assert max(runtime.slept, default=0) <= 10  # type: ignore[attr-defined]
+    due = runtime.redis.zscore(keys.DELAYED, "job1")
+    assert due is not None and NOW + 3590 < due <= NOW + 3601
+    job = jobstore.load(runtime.redis, "job1")
+    assert job and job.attempts == 0 and "longer than a worker waits" in job.last["message"]

@@ -7,7 +7,9 @@
 -- it is told when to come back, so a realtime job that arrives later books the next slot.
 --
 -- KEYS[1] permits zset (slot per member)  KEYS[2] pause string  KEYS[3] waiters zset of lane
--- KEYS[4] points hash of today
+-- KEYS[4] points hash of today   KEYS[5] reservations zset of today ("member/cost" -> expiry)
+-- A reservation lives until `hold` after its slot (the longest the request can take): points
+-- reserved by a worker that died before settling come back by themselves.
 -- Returns {status, slot_us, now_us}: status 0 booked (send at slot), 1 come back at slot
 -- (nothing booked), 2 the day's points are spent (nothing booked).
 local interval = tonumber(ARGV[1])
@@ -17,6 +19,7 @@ local member = ARGV[4]
 local cost = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
 local points_ttl = tonumber(ARGV[7])
+local hold = tonumber(ARGV[8])
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -38,15 +41,23 @@ if slot - now > horizon then
   return {1, slot - horizon, now}
 end
 
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 if cap >= 0 then
-  local points = redis.call('HMGET', KEYS[4], 'used', 'reserved', 'exhausted')
-  local spent = tonumber(points[1] or '0') + tonumber(points[2] or '0')
-  if points[3] == '1' or spent + cost > cap then
+  local points = redis.call('HMGET', KEYS[4], 'used', 'exhausted')
+  local spent = tonumber(points[1] or '0')
+  for _, held in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
+    spent = spent + tonumber(string.match(held, '/(%d+)$'))
+  end
+  if points[2] == '1' or spent + cost > cap then
     return {2, 0, now}
   end
 end
 if cost > 0 then
-  redis.call('HINCRBY', KEYS[4], 'reserved', cost)
+  redis.call('ZADD', KEYS[5], slot + hold, member .. '/' .. cost)
+  local keep_ms = math.ceil((slot + hold - now) / 1000) + 1000
+  if redis.call('PTTL', KEYS[5]) < keep_ms then
+    redis.call('PEXPIRE', KEYS[5], keep_ms)
+  end
   redis.call('EXPIRE', KEYS[4], points_ttl)
 end
 

@@ -1,0 +1,114 @@
+"""Recording where a job ends up after an attempt: done, dead letter, parked, or held.
+
+Each is one Redis transaction, and safe to send again after a lost connection (the runner
+does, while it rides out an outage): the job lands in the same place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tasks.kind import JobKind
+from worker import deadletter, delays, jobstore
+from worker.breaker import Breaker
+from worker.jobstore import Job, State
+from worker.outcome import Verdict
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def done(rt: Runtime, kind: JobKind, job: Job, verdict: Verdict) -> str:
+    """The API accepted the job: keep its answer (per-lead results for comments)."""
+    jobstore.transition(
+        rt.redis,
+        job.id,
+        State.DONE,
+        attempt=True,
+        keep_seconds=keep_seconds(rt),
+        now=rt.clock(),
+        last=verdict.describe(),
+        result=kind.results(verdict.body),
+    )
+    return State.DONE
+
+
+def hold(rt: Runtime, job: Job, breaker: Breaker) -> str:
+    """Keep the job, paused, until the breaker of its site and lane closes."""
+    now = rt.clock()
+    last = {
+        "outcome": "pause",
+        "reason": "breaker open",
+        "http_status": None,
+        "code": None,
+        "message": f"{job.lane} lane of site {breaker.site} is paused",
+    }
+    with rt.redis.pipeline(transaction=True) as pipe:
+        breaker.hold(pipe, job.id, now)
+        jobstore.transition(pipe, job.id, State.PAUSED, now=now, last=last)
+        pipe.execute()
+    return State.PAUSED
+
+
+def park(
+    rt: Runtime,
+    job: Job,
+    due_at: float,
+    why: str,
+    *,
+    attempt: bool = False,
+    last: dict[str, Any] | None = None,
+    reason: str = "",
+) -> str:
+    """Move the job to the durable delay set until ``due_at``; beat requeues it then."""
+    last = last or {
+        "outcome": "retry",
+        "reason": reason,
+        "http_status": None,
+        "code": None,
+        "message": why,
+    }
+    with rt.redis.pipeline(transaction=True) as pipe:
+        delays.park(pipe, job.id, due_at)
+        jobstore.transition(
+            pipe, job.id, State.DELAYED, attempt=attempt, now=rt.clock(), last=last, due_at=due_at
+        )
+        pipe.execute()
+    log.info("job %s parked until %s: %s", job.id, due_at, why)
+    return State.DELAYED
+
+
+def dead_letter(
+    rt: Runtime, job: Job, failure: dict[str, Any], attempts: int, *, count_attempt: bool
+) -> str:
+    """Mark the job dead and record its dead letter, in one transaction."""
+    now = rt.clock()
+    record = {
+        "id": job.id,
+        "kind": job.kind,
+        "lane": job.lane,
+        "payload": job.payload,
+        **failure,
+        "attempts": attempts,
+        "created_at": job.created_at,
+        "dead_at": now,
+    }
+    last = {k: failure[k] for k in ("outcome", "reason", "http_status", "code", "message")}
+    with rt.redis.pipeline(transaction=True) as pipe:
+        deadletter.add(pipe, record, now=now)
+        jobstore.transition(
+            pipe,
+            job.id,
+            State.DEAD,
+            attempt=count_attempt,
+            keep_seconds=keep_seconds(rt),
+            now=now,
+            last=last,
+        )
+        pipe.execute()
+    return State.DEAD
+
+
+def keep_seconds(rt: Runtime) -> int:
+    return rt.settings.job_retention_days * 86400

@@ -73,10 +73,7 @@ def _timestamp(when: datetime | None, settings: Settings) -> float | None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     text = read_input(args)
-    try:
-        producer = Producer(settings)
-    except OSError as exc:
-        raise CommandError(f"Redis is unreachable: {exc}", REDIS_UNAVAILABLE) from None
+    producer = Producer(settings)
     try:
         job_ids = producer.from_json_lines(
             args.kind,

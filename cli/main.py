@@ -9,9 +9,11 @@ import sys
 from pydantic import ValidationError
 
 from cli import campaign, dlq, enqueue, nightly, processes, resume, status, up
-from cli.common import FAILED, CommandError
+from cli.common import FAILED, REDIS_UNAVAILABLE, CommandError
 from config import Settings
+from tasks.producer import QueueUnavailable
 from worker.embedded_redis import EmbeddedRedisError
+from worker.redis_health import EvictingRedis
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             reason = str(err["msg"]).removeprefix("Value error, ")
             print(f"configuration: {where + ': ' if where else ''}{reason}", file=sys.stderr)
         return FAILED
-    except (CommandError, EmbeddedRedisError) as exc:
+    except QueueUnavailable as exc:
+        print(f"ctq: {exc}", file=sys.stderr)
+        return REDIS_UNAVAILABLE
+    except (CommandError, EmbeddedRedisError, EvictingRedis) as exc:
         print(f"ctq: {exc}", file=sys.stderr)
         return getattr(exc, "status", FAILED)
 

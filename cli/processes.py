@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from cli.common import CommandError
 from config import Settings
@@ -13,6 +14,9 @@ from sandbox.pozvonim import PozvonimSandbox
 from sandbox.server import Sandbox, SandboxHTTPServer
 from sandbox.triggers import help_text
 from worker import keys
+from worker.outage import TRANSIENT
+from worker.redis_conn import connect
+from worker.redis_health import refuse_eviction
 
 DEFAULT_SANDBOX_PORT = 8765
 SANDBOX_TOKEN_ENV = "CTQ_SANDBOX_TOKEN"
@@ -101,13 +105,33 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN, or use `ctq up`, which starts the "
             "sandbox when no token is set"
         )
+    wait_for_a_safe_redis(settings)
     queues = ",".join(keys.CONSUME_ORDER)
     argv = ["worker", "-Q", queues, "-l", "INFO", *args.extra]
     _celery_app(settings).worker_main(argv)
     return 0
 
 
+def wait_for_a_safe_redis(settings: Settings) -> None:
+    """Wait until Redis answers (a worker may start before it), then refuse an evicting one."""
+    client = connect(settings)
+    waiting = False
+    try:
+        while True:
+            try:
+                refuse_eviction(client, settings)
+                return
+            except TRANSIENT as exc:
+                if not waiting:
+                    print(f"waiting for Redis: {exc}", file=sys.stderr, flush=True)
+                    waiting = True
+                time.sleep(1.0)
+    finally:
+        client.close()
+
+
 def run_beat(args: argparse.Namespace, settings: Settings) -> int:
+    wait_for_a_safe_redis(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = str(settings.data_dir / "beat-schedule")
     _celery_app(settings).start(["beat", "-s", schedule, "-l", "INFO", *args.extra])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from cli.common import FAILED, print_json, redis_client, when
@@ -45,6 +46,8 @@ def format_overview(data: dict[str, Any]) -> str:
         f"jobs          {jobs}",
         f"dead letters  {data['dead_letters']}",
         f"staged leads  {data['staged_leads']} (for the nightly run)",
+        format_beat(data["beat_last_tick"]),
+        format_redis(data["redis"]),
     ]
     for name, lim in data["limiters"].items():
         paused = f"  paused {lim['paused_for_s']:.1f}s" if lim["paused_for_s"] else ""
@@ -73,6 +76,35 @@ def format_overview(data: dict[str, Any]) -> str:
             f"{left}{spent}"
         )
     return "\n".join(lines)
+
+
+# Beat sends the delay mover every second; this much silence means it is not running.
+BEAT_SILENT_AFTER = 10.0
+
+
+def format_beat(last_tick: float | None) -> str:
+    if last_tick is None:
+        return "beat          never seen: start `ctq beat` (delayed jobs and campaigns wait for it)"
+    age = max(0.0, time.time() - last_tick)
+    if age > BEAT_SILENT_AFTER:
+        return (
+            f"BEAT SILENT   last tick {age:.0f} s ago ({when(last_tick)}): is `ctq beat` "
+            "running? delayed jobs and campaigns wait for it"
+        )
+    return f"beat          last tick {age:.1f} s ago"
+
+
+def format_redis(mem: dict[str, Any]) -> str:
+    used = f"used {mem['used_bytes'] / 2**20:.1f} MiB"
+    if not mem["max_bytes"]:
+        return f"redis         {used}, no maxmemory, policy {mem['policy']}"
+    limit = f"of maxmemory {mem['max_bytes'] / 2**20:.1f} MiB"
+    if mem["full"]:
+        return (
+            f"REDIS FULL    {used} {limit}: writes are refused; producers exit 3, "
+            "workers wait until there is room"
+        )
+    return f"redis         {used} {limit}, policy {mem['policy']}"
 
 
 def format_job(detail: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     )
 
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    allow_eviction: bool = Field(False, validation_alias="CTQ_ALLOW_EVICTION")
     data_dir: Path = Field(Path(".ctq"), validation_alias="CTQ_DATA_DIR")
 
     calltouch_api_url: str = Field("https://api.calltouch.ru", validation_alias="CALLTOUCH_API_URL")

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from scheduler.delay_mover import move_due
-from worker import deadletter
+from worker import deadletter, keys
 from worker.messages import MessageBuilder
 from worker.runtime import runtime_of
 
@@ -16,6 +16,7 @@ from worker.runtime import runtime_of
 @shared_task(bind=True, name="ctq.move_due_jobs")
 def move_due_jobs(self: Task) -> int:
     rt = runtime_of(self.app)
+    rt.redis.set(keys.BEAT_TICK, rt.clock())  # `ctq status` tells when beat last ticked
     builder = MessageBuilder(self.app)
     try:
         return move_due(rt.redis, builder, rt.clock())

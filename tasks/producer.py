@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
+from redis.exceptions import OutOfMemoryError
 
 from config import Settings
 from tasks.kind import JobKind
@@ -33,11 +34,23 @@ from tasks.validation import (
 )
 from worker import delays, jobstore, keys
 from worker.messages import MessageBuilder
+from worker.outage import TRANSIENT
 from worker.redis_conn import connect, redis_url
+from worker.redis_health import describe_full, refuse_eviction
 
 
 class QueueUnavailable(RuntimeError):
-    """Redis could not be reached; nothing was enqueued."""
+    """Redis could not be reached, or is full; nothing was enqueued."""
+
+
+# Redis away, full (noeviction at maxmemory), or a read-only replica during a failover.
+UNAVAILABLE = (*TRANSIENT, OperationalError, OSError)
+
+
+def unavailable(exc: Exception, nothing_was: str = "enqueued") -> QueueUnavailable:
+    if isinstance(exc, OutOfMemoryError):
+        return QueueUnavailable(f"{describe_full(exc)}; nothing was {nothing_was}")
+    return QueueUnavailable(f"Redis is unreachable ({exc}); nothing was {nothing_was}")
 
 
 class Producer:
@@ -50,6 +63,11 @@ class Producer:
         self.settings = settings
         self._url = redis_url(settings)
         self.redis = connect(settings, self._url)
+        try:
+            refuse_eviction(self.redis, settings)
+        except UNAVAILABLE as exc:
+            self.redis.close()
+            raise unavailable(exc) from exc
         self.app = app or create_app(settings, self._url)
 
     def callback(
@@ -147,8 +165,8 @@ class Producer:
                 return self._write(items, builder, not_before)
             finally:
                 builder.close()
-        except (redis.ConnectionError, redis.TimeoutError, OperationalError, OSError) as exc:
-            raise QueueUnavailable(f"Redis is unreachable ({exc}); nothing was enqueued") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
     def _write(
         self, items: list[Job], builder: MessageBuilder, not_before: float | None
@@ -221,8 +239,8 @@ class Producer:
             with self.redis.pipeline(transaction=True) as pipe:
                 pipe.rpush(keys.STAGED_COMMENTS, *lines)
                 return int(pipe.execute()[0])
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise QueueUnavailable(f"Redis is unreachable ({exc}); nothing was staged") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc, "staged") from exc
 
     def close(self) -> None:
         self.redis.close()

@@ -48,6 +48,12 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
             "queue_order_strategy": "priority",
         },
         broker_connection_retry_on_startup=True,
+        # Redis full (OOM under noeviction) or a read-only replica after a failover are
+        # "channel errors" to kombu, fatal to the consumer by default; the worker must wait
+        # them out and carry on, as it does for a lost connection. Never give up retrying:
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-channel-error-retry
+        broker_channel_error_retry=True,
+        broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
         worker_concurrency=settings.worker_concurrency,
         timezone=settings.timezone,

@@ -22,6 +22,7 @@ DLQ = f"{PREFIX}:dlq"  # hash: job id -> dead-letter record (JSON)
 DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lettered
 
 
+BEAT_TICK = f"{PREFIX}:beat:tick"  # string: unix time the delay mover last ran (beat is alive)
 STAGED_COMMENTS = f"{PREFIX}:staged:comment"  # list: leads (JSON) waiting for the nightly run
 CAMPAIGNS = f"{PREFIX}:campaigns"  # set: campaign names
 LIMITERS = f"{PREFIX}:limiters"  # set: every limiter key a worker has used

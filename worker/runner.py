@@ -76,7 +76,13 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
         return job.state
     lease = rt.redis.lock(keys.lease(job_id), timeout=rt.settings.visibility_timeout)
     owner = f"{socket.gethostname()}:{os.getpid()}:{job_id}:{uuid.uuid4().hex[:8]}"
-    if not lease.acquire(blocking=False, token=owner):
+    # Nothing is sent yet: wait out a full or restarting Redis rather than bounce the message.
+    took = ride_out(
+        partial(lease.acquire, blocking=False, token=owner),
+        within=rt.settings.visibility_timeout / 4,
+        what=f"job {job_id}: taking its lease",
+    )
+    if not took:
         # Another worker runs it (or died running it): look again when its lease ends.
         due = rt.clock() + max(1000, int(rt.redis.pttl(lease.name))) / 1000  # type: ignore[arg-type]
         delays.park(rt.redis, job_id, due)
@@ -116,14 +122,13 @@ class JobRun:
 
     def until_settled(self) -> str:
         while True:
-            if not self.probing:
-                admitted = self.breaker.admit(
-                    self.rt.clock(), self.rt.settings.visibility_timeout * 1000
-                )
-                if admitted == HOLD:
-                    return records.hold(self.rt, self.job, self.breaker)
-                self.probing = admitted == PROBE
-            sent = self._send_once()
+            sent = ride_out(
+                self._admit_and_send,
+                within=self._budget_left(),
+                what=f"job {self.job.id}: before sending",
+            )
+            if isinstance(sent, str):
+                return sent
             if not isinstance(sent, tuple):
                 return self._not_sent(sent)
             verdict, permit = sent
@@ -137,6 +142,18 @@ class JobRun:
                 return ended
             if ended:
                 self.rt.sleep(ended)
+
+    def _admit_and_send(self) -> str | tuple[Verdict, Permit | None] | ComeBack | None:
+        """Held by an open breaker (the new state), or ``_send_once``'s answer. A Redis error
+        here comes before anything is sent, so the caller may simply try again."""
+        if not self.probing:
+            admitted = self.breaker.admit(
+                self.rt.clock(), self.rt.settings.visibility_timeout * 1000
+            )
+            if admitted == HOLD:
+                return records.hold(self.rt, self.job, self.breaker)
+            self.probing = admitted == PROBE
+        return self._send_once()
 
     def _send_once(self) -> tuple[Verdict, Permit | None] | ComeBack | None:
         """Take a permit (reserving points), send, classify. Nothing is sent when the day's

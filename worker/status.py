@@ -13,6 +13,7 @@ from worker import deadletter, jobstore, keys
 from worker.breaker import open_breakers
 from worker.ledger import Ledger
 from worker.limiter import Limiter, limiter_key
+from worker.redis_health import memory
 
 
 def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
@@ -31,6 +32,8 @@ def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
         "points_today": points_today(client, settings),
         "paused": open_breakers(client),
         "staged_leads": int(client.llen(keys.STAGED_COMMENTS)),  # type: ignore[arg-type]
+        "beat_last_tick": float(client.get(keys.BEAT_TICK) or 0) or None,  # type: ignore[arg-type]
+        "redis": memory(client),
     }
 
 

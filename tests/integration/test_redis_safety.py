@@ -1,0 +1,105 @@
+"""A Redis that would lose jobs is refused; a full Redis is an error for producers and a wait
+for workers — with a real redis-server, real workers and the sandbox."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import RunningSandbox, env_for
+from tests.helpers import ROOT, RedisServer, free_port, run_ctq, wait_for
+from tests.integration.test_faults import (
+    StartWorker,
+    accepted_so_far,
+    callbacks_file,
+    counts,
+    enqueue_file,
+    sent_ok,
+)
+
+pytestmark = pytest.mark.integration
+
+CALLBACK = '{"routeKey": "rk", "phone": "79991234567"}'
+
+
+@pytest.fixture
+def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """A redis-server of this test's own, with extra options; stopped afterwards."""
+    servers: list[RedisServer] = []
+
+    def start(*options: str) -> RedisServer:
+        server = RedisServer(free_port(), tmp_path / f"redis{len(servers)}")
+        server.directory.mkdir()
+        server.start(*options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_an_evicting_redis_is_refused_by_producers_and_workers(
+    start_redis: Callable[..., RedisServer], sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    server = start_redis("--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru")
+    env = env_for(server.url, sandbox, tmp_path / "data")
+
+    refused = run_ctq(["enqueue", "callback", CALLBACK], env)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "maxmemory-policy allkeys-lru" in refused.stderr
+    assert "CTQ_ALLOW_EVICTION" in refused.stderr
+    assert redis.Redis.from_url(server.url).dbsize() == 0  # nothing enqueued
+
+    worker = subprocess.run(
+        [sys.executable, "-m", "cli.main", "worker", "--without-mingle"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert worker.returncode == 1 and "maxmemory-policy allkeys-lru" in worker.stderr
+
+    allowed = run_ctq(["enqueue", "callback", CALLBACK], {**env, "CTQ_ALLOW_EVICTION": "true"})
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_full_redis_refuses_enqueues_and_workers_wait_then_resume_sending_each_job_once(
+    start_redis: Callable[..., RedisServer],
+    start_sandbox: Callable[..., RunningSandbox],
+    start_worker: StartWorker,
+    start_beat: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    server = start_redis()  # noeviction, Redis' default
+    sandbox = start_sandbox(rate=20, latency=(0.2, 0.5))  # requests are in flight when it fills
+    env = env_for(server.url, sandbox, tmp_path / "data", CTQ_RATE_LIMIT="20/second")
+    start_beat(env)
+    worker = start_worker(env, "-c", "4")
+    phones = callbacks_file(tmp_path / "calls.jsonl", 60)
+    enqueue_file(env, tmp_path / "calls.jsonl")
+    wait_for(lambda: accepted_so_far(sandbox) >= 10, timeout=60, interval=0.01)
+
+    client = redis.Redis.from_url(server.url)
+    client.config_set("maxmemory", 1)  # full: every write is refused from now on
+
+    refused = run_ctq(["enqueue", "callback", '{"routeKey": "rk", "phone": "79997770000"}'], env)
+    assert refused.returncode == 3, refused.stderr
+    assert "Redis is full" in refused.stderr and "nothing was enqueued" in refused.stderr
+    assert "REDIS FULL" in run_ctq(["status"], env).stdout
+    time.sleep(8)  # the worker waits for room instead of exiting
+    assert worker.process.poll() is None, worker.output()[-3000:]
+
+    client.config_set("maxmemory", 0)
+    wait_for(lambda: counts(server.url)["done"] == 60, timeout=120, interval=0.5)
+    assert sent_ok(sandbox) == Counter(phones)  # every phone, each exactly once
+    assert counts(server.url)["dead"] == 0

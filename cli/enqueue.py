@@ -21,6 +21,12 @@ or a single JSON argument. For comments each line is one lead, {"matching": [...
 CTQ_IDEMPOTENCY_WINDOW is not enqueued again: its first id is printed. Callbacks get a key by
 default, a hash of their body, so the same callback twice within the window calls once.
 
+Without --idempotency-key, every other job's key is derived from its content (the N-th
+identical line of an input is its own job), so running the same input again within the
+window enqueues nothing twice: safe after an exit 3 that could not tell whether Redis took
+the jobs. To enqueue the same content again on purpose within the window (e.g. switching a
+pool number back), give a new --idempotency-key.
+
 Exit status: 0 enqueued; 2 invalid input (one line per problem, `line N: field.path: reason`,
 nothing enqueued); 3 Redis unreachable (nothing enqueued).
 """
@@ -89,4 +95,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         producer.close()
     for job_id in job_ids:
         print(job_id)
+    if getattr(job_ids, "reused", 0):
+        print(
+            f"ctq: {job_ids.reused} of {len(job_ids)} job(s) were enqueued before (same "
+            "idempotency key within CTQ_IDEMPOTENCY_WINDOW): their first ids are printed and "
+            "they were not enqueued again",
+            file=sys.stderr,
+        )
     return 0

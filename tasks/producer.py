@@ -11,7 +11,9 @@ import hashlib
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import redis
@@ -34,7 +36,7 @@ from tasks.validation import (
 )
 from worker import delays, jobstore, keys
 from worker.messages import MessageBuilder
-from worker.outage import TRANSIENT
+from worker.outage import TRANSIENT, ride_out
 from worker.redis_conn import connect, redis_url
 from worker.redis_health import describe_full, refuse_eviction
 
@@ -43,8 +45,26 @@ class QueueUnavailable(RuntimeError):
     """Redis could not be reached, or is full; nothing was enqueued."""
 
 
+# How long a producer tries to learn whether a transaction whose reply was lost ran.
+CONFIRM_SECONDS = 10.0
+
 # Redis away, full (noeviction at maxmemory), or a read-only replica during a failover.
 UNAVAILABLE = (*TRANSIENT, OperationalError, OSError)
+
+
+class Enqueued(list[str]):
+    """The job ids of an input, in order; ``reused`` of them were enqueued before (the same
+    idempotency key within CTQ_IDEMPOTENCY_WINDOW) and are not enqueued again."""
+
+    reused: int = 0
+
+
+class _CommitUncertain(Exception):
+    """The connection broke while Redis ran (or not) the enqueue transaction."""
+
+    def __init__(self, probe_job: str, job_ids: Enqueued) -> None:
+        super().__init__(probe_job)
+        self.probe_job, self.job_ids = probe_job, job_ids
 
 
 def unavailable(exc: Exception, nothing_was: str = "enqueued") -> QueueUnavailable:
@@ -62,7 +82,7 @@ class Producer:
 
         self.settings = settings
         self._url = redis_url(settings)
-        self.redis = connect(settings, self._url)
+        self.redis = connect(settings, self._url, resend=False)
         try:
             refuse_eviction(self.redis, settings)
         except UNAVAILABLE as exc:
@@ -111,9 +131,11 @@ class Producer:
         *,
         idempotency_key: str | None = None,
         not_before: float | None = None,
-    ) -> list[str]:
+    ) -> Enqueued:
         """Enqueue JSONL input (one job per line; one lead per line for comments). With a
-        key, the job of line (or request) N is known as ``KEY:N``."""
+        key, the job of line (or request) N is known as ``KEY:N``; without one, each job's key
+        is derived from its content, so running the same input again within the window
+        enqueues nothing twice (e.g. after Redis went away before confirming the first run)."""
         items = parse_json_lines(text)
         if kind_name == "comment":
             bodies = pack_leads(validate_all(CommentLead, items))
@@ -123,7 +145,8 @@ class Producer:
         else:
             kind = KINDS[kind_name]
             jobs = [(kind, body) for body in validate_all(kind.model, items)]
-        return self.enqueue_jobs(jobs, numbered(idempotency_key, len(jobs)), not_before)
+        names = numbered(idempotency_key, len(jobs)) or derived_keys(jobs)
+        return self.enqueue_jobs(jobs, names, not_before)
 
     def enqueue(
         self,
@@ -132,7 +155,7 @@ class Producer:
         idempotency_keys: Sequence[str | None] | None = None,
         *,
         not_before: float | None = None,
-    ) -> list[str]:
+    ) -> Enqueued:
         """Enqueue validated ``bodies`` of one kind (see ``enqueue_jobs``)."""
         return self.enqueue_jobs([(kind, b) for b in bodies], idempotency_keys, not_before)
 
@@ -141,13 +164,16 @@ class Producer:
         jobs: Sequence[tuple[JobKind, ApiModel]],
         idempotency_keys: Sequence[str | None] | None = None,
         not_before: float | None = None,
-    ) -> list[str]:
+    ) -> Enqueued:
         """Write the job records and their queue messages in one Redis transaction.
 
         A job whose idempotency key was used within CTQ_IDEMPOTENCY_WINDOW is not enqueued
-        again: its place in the answer holds the first job's id. Callbacks without a key get
-        one from their body. With ``not_before`` (unix time) the jobs wait in the durable
-        delay set until then.
+        again: its place in the answer holds the first job's id (a key used for a different
+        payload is refused). Callbacks without a key get one from their body. With
+        ``not_before`` (unix time) the jobs wait in the durable delay set until then.
+
+        If the connection breaks while Redis runs the transaction, the producer asks Redis
+        again whether it ran, so "nothing was enqueued" is only said when it is true.
         """
         payloads = [body.model_dump(mode="json", exclude_none=True) for _, body in jobs]
         names = list(idempotency_keys or [None] * len(jobs))
@@ -165,12 +191,34 @@ class Producer:
                 return self._write(items, builder, not_before)
             finally:
                 builder.close()
+        except _CommitUncertain as uncertain:
+            return self._confirm(uncertain)
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
 
+    def _confirm(self, uncertain: _CommitUncertain) -> Enqueued:
+        """Did the transaction whose reply was lost run? Its first new job's record says."""
+        cause = uncertain.__cause__ if isinstance(uncertain.__cause__, Exception) else uncertain
+        try:
+            ran = ride_out(
+                partial(self.redis.exists, keys.job(uncertain.probe_job)),
+                within=CONFIRM_SECONDS,
+                what="confirming an enqueue",
+            )
+        except UNAVAILABLE:
+            raise QueueUnavailable(
+                f"Redis went away while committing {len(uncertain.job_ids)} job(s) ({cause}) "
+                "and could not be asked whether they were enqueued. Running the same input "
+                "again is safe: jobs already enqueued are recognised by their idempotency keys "
+                "and not enqueued twice"
+            ) from cause
+        if not ran:
+            raise unavailable(cause)
+        return uncertain.job_ids
+
     def _write(
         self, items: list[Job], builder: MessageBuilder, not_before: float | None
-    ) -> list[str]:
+    ) -> Enqueued:
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -184,27 +232,37 @@ class Producer:
         items: list[Job],
         builder: MessageBuilder,
         not_before: float | None,
-    ) -> list[str]:
+    ) -> Enqueued:
         watched = sorted({keys.idempotency(name) for _, _, name in items if name})
         known: dict[str, str] = {}
         if watched:
             pipe.watch(*watched)
             known = {k: str(v) for k, v in zip(watched, pipe.mget(watched), strict=True) if v}
+        reused_payload_of_another(items, known)
         now = time.time()
-        job_ids: list[str] = []
+        job_ids, new = Enqueued(), []
         pipe.multi()
         for kind, payload, name in items:
             key = keys.idempotency(name) if name else None
             if key and key in known:
-                job_ids.append(known[key])
+                job_ids.append(known[key].split(" ")[0])
+                job_ids.reused += 1
                 continue
             job_id = uuid.uuid4().hex
             job_ids.append(job_id)
+            new.append(job_id)
             if key:
-                known[key] = job_id
-                pipe.set(key, job_id, ex=self.settings.idempotency_window)
+                known[key] = f"{job_id} {fingerprint(payload)}"
+                pipe.set(key, known[key], ex=self.settings.idempotency_window)
             self.add_job(pipe, builder, kind, payload, now, not_before, job_id)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, redis.WatchError) as exc:
+            # redis-py reports a connection lost while keys were watched as a WatchError.
+            lost = exc.__context__ if isinstance(exc, redis.WatchError) else exc
+            if new and isinstance(lost, redis.ConnectionError | redis.TimeoutError):
+                raise _CommitUncertain(new[0], job_ids) from lost  # the reply is lost
+            raise
         return job_ids
 
     def add_job(
@@ -277,10 +335,50 @@ def numbered(key: str | None, count: int) -> list[str | None] | None:
     return [key] if count == 1 else [f"{key}:{n}" for n in range(1, count + 1)]
 
 
-def auto_key(kind: str, payload: dict[str, Any]) -> str:
-    """The default idempotency key of a job: its kind and a hash of its body."""
+def fingerprint(payload: dict[str, Any]) -> str:
+    """A hash of a job's body, independent of key order."""
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return f"auto:{kind}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def auto_key(kind: str, payload: dict[str, Any]) -> str:
+    """The default idempotency key of a callback: its kind and a hash of its body."""
+    return f"auto:{kind}:{fingerprint(payload)}"
+
+
+def derived_keys(jobs: Sequence[tuple[JobKind, ApiModel]]) -> list[str | None]:
+    """Keys for the jobs of an input, from their content: the N-th job with the same body in
+    this input is ``input:KIND:HASH:N``, so identical lines stay separate jobs while the same
+    input sent again maps onto the same keys. Kinds deduplicated by body keep their own key."""
+    seen: Counter[str] = Counter()
+    names: list[str | None] = []
+    for kind, body in jobs:
+        if kind.dedupe_by_body:
+            names.append(None)
+            continue
+        digest = fingerprint(body.model_dump(mode="json", exclude_none=True))
+        seen[digest] += 1
+        names.append(f"input:{kind.name}:{digest}:{seen[digest]}")
+    return names
+
+
+def reused_payload_of_another(items: Sequence[Job], known: dict[str, str]) -> None:
+    """Refuse a key that was used within the window for a different body (as Stripe does):
+    answering with the other job's id would hide that this body was never enqueued."""
+    problems = []
+    for line, (_, payload, name) in enumerate(items, start=1):
+        stored = known.get(keys.idempotency(name)) if name else None
+        if stored and " " in stored and stored.split(" ")[1] != fingerprint(payload):
+            problems.append(
+                Problem(
+                    line,
+                    "(idempotency key)",
+                    f"{name!r} was used within CTQ_IDEMPOTENCY_WINDOW for a different payload "
+                    f"(job {stored.split(' ')[0]}); use a new key for a new job",
+                )
+            )
+    if problems:
+        raise JobValidationError(problems)
 
 
 def pack_leads(leads: Sequence[CommentLead]) -> list[CommentJob]:

@@ -3,6 +3,7 @@ for workers — with a real redis-server, real workers and the sandbox."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -24,6 +25,8 @@ from tests.integration.test_faults import (
     enqueue_file,
     sent_ok,
 )
+from tests.redis_proxy import RedisProxy
+from worker import keys
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +106,52 @@ def test_a_full_redis_refuses_enqueues_and_workers_wait_then_resume_sending_each
     wait_for(lambda: counts(server.url)["done"] == 60, timeout=120, interval=0.5)
     assert sent_ok(sandbox) == Counter(phones)  # every phone, each exactly once
     assert counts(server.url)["dead"] == 0
+
+
+@pytest.fixture
+def redis_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[RedisProxy]:
+    proxy = RedisProxy(redis_server.port)
+    yield proxy
+    proxy.close()
+
+
+def pool_updates(path: Path, count: int) -> Path:
+    lines = (json.dumps({"phoneNumber": f"7495{n:07d}", "poolName": "p"}) for n in range(count))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_reply_lost_after_exec_is_confirmed_and_a_rerun_enqueues_nothing_new(
+    redis_proxy: RedisProxy, real_redis: redis.Redis, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = env_for(redis_proxy.url, sandbox, tmp_path / "data")
+    path = pool_updates(tmp_path / "pool.jsonl", 20)
+    redis_proxy.lose_next_exec_reply = True
+
+    first = run_ctq(["enqueue", "pool-update", "--file", str(path)], env)
+    assert first.returncode == 0, first.stderr
+    assert len(first.stdout.split()) == 20 and real_redis.llen(keys.REALTIME) == 20
+
+    again = run_ctq(["enqueue", "pool-update", "--file", str(path)], env)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    assert "20 of 20 job(s) were enqueued before" in again.stderr
+    assert real_redis.llen(keys.REALTIME) == 20
+
+
+def test_when_redis_cannot_be_asked_the_producer_says_so_and_a_rerun_is_safe(
+    redis_proxy: RedisProxy, real_redis: redis.Redis, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = env_for(redis_proxy.url, sandbox, tmp_path / "data")
+    path = pool_updates(tmp_path / "pool.jsonl", 20)
+    redis_proxy.lose_next_exec_reply = redis_proxy.refuse_after_loss = True
+
+    first = run_ctq(["enqueue", "pool-update", "--file", str(path)], env)
+    assert first.returncode == 3 and first.stdout == ""
+    assert "could not be asked whether they were enqueued" in first.stderr
+    assert "nothing was enqueued" not in first.stderr
+    assert real_redis.llen(keys.REALTIME) == 20  # Redis did run it
+
+    redis_proxy.refusing = False
+    again = run_ctq(["enqueue", "pool-update", "--file", str(path)], env)
+    assert again.returncode == 0 and len(again.stdout.split()) == 20
+    assert real_redis.llen(keys.REALTIME) == 20  # nothing enqueued twice

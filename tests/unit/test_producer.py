@@ -91,10 +91,35 @@ def test_the_same_key_enqueues_once_and_returns_the_first_job_id(
 ) -> None:
     body = {"phoneNumber": "74950000001", "poolName": "p"}
     first = producer.pool_update(body, idempotency_key="order-17")
-    again = producer.pool_update({**body, "poolName": "other"}, idempotency_key="order-17")
+    again = producer.pool_update(dict(body), idempotency_key="order-17")
     assert again == first
     assert real_redis.llen(keys.REALTIME) == 1
     assert producer.pool_update(body) != producer.pool_update(body)  # no key: two jobs
+
+
+def test_a_key_reused_for_a_different_payload_is_refused(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    body = {"phoneNumber": "74950000001", "poolName": "p"}
+    first = producer.pool_update(body, idempotency_key="order-17")
+    with pytest.raises(JobValidationError) as refused:
+        producer.pool_update({**body, "poolName": "other"}, idempotency_key="order-17")
+    assert str(refused.value) == (
+        "line 1: (idempotency key): 'order-17' was used within CTQ_IDEMPOTENCY_WINDOW for a "
+        f"different payload (job {first}); use a new key for a new job"
+    )
+    assert real_redis.llen(keys.REALTIME) == 1
+
+
+def test_the_same_input_sent_again_enqueues_nothing_new_but_identical_lines_stay_jobs(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    line = '{"phoneNumber": "74950000001", "poolName": "p"}\n'
+    first = producer.from_json_lines("pool-update", line * 2)
+    assert len(set(first)) == 2 and first.reused == 0  # two lines, two jobs
+    again = producer.from_json_lines("pool-update", line * 3)
+    assert again[:2] == first and again.reused == 2  # the third line is new
+    assert real_redis.llen(keys.REALTIME) == 3
 
 
 def test_an_identical_callback_within_the_window_is_enqueued_once(

@@ -4,7 +4,6 @@ the transaction, the client never hears back (a connection lost at the worst mom
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import socket
 import threading
 import time

@@ -75,7 +75,8 @@ def _csv(text: str) -> Iterator[tuple[int, Any]]:
 
 
 def _jsonl(text: str) -> Iterator[tuple[int, Any]]:
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # "\n" only: a JSON string may hold U+2028 and other Unicode line breaks.
+    for number, raw in enumerate(text.split("\n"), start=1):
         if raw.strip():
             try:
                 yield number, json.loads(raw)

@@ -70,7 +70,9 @@ def parse_json_lines(text: str) -> list[tuple[int, Any]]:
     """JSONL (blank lines skipped) → ``(line, value)``; bad JSON is a problem of its line."""
     items: list[tuple[int, Any]] = []
     problems: list[Problem] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: str.splitlines() would also split inside valid JSON strings
+    # that hold U+2028, U+0085 and other Unicode line breaks.
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:

@@ -221,3 +221,12 @@ def test_a_job_enqueued_for_later_waits_durably_until_then(
         worker_env,
     )
     assert bad.returncode == 2 and "--at" in bad.stderr
+
+
+def test_a_worker_refuses_timeouts_that_could_send_a_job_twice(worker_env: dict[str, str]) -> None:
+    env = {**worker_env, "CTQ_VISIBILITY_TIMEOUT": "15", "CTQ_READ_TIMEOUT": "30"}
+    refused = run_ctq(["worker"], env)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "configuration: CTQ_VISIBILITY_TIMEOUT (15 s) must be at least 4 x (CTQ_CONNECT_TIMEOUT"
+    )

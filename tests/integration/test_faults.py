@@ -278,3 +278,36 @@ def test_no_key_log_record_or_status_output_holds_the_token(
     assert TEST_TOKEN.encode() not in stored
     for text in (*outputs, *logs):
         assert TEST_TOKEN not in text
+
+
+def test_points_reserved_by_a_killed_worker_come_back_by_themselves(
+    redis_url: str,
+    start_sandbox: Callable[..., RunningSandbox],
+    start_worker: StartWorker,
+    tmp_path: Path,
+) -> None:
+    sandbox = start_sandbox(rate=20, latency=(3.0, 3.0))  # the worker dies mid-request
+    env = env_for(
+        redis_url,
+        sandbox,
+        tmp_path / "data",
+        CTQ_RATE_LIMIT="20/second",
+        CTQ_DAILY_POINTS="50",
+        CTQ_CONNECT_TIMEOUT="1",
+        CTQ_READ_TIMEOUT="5",
+        CTQ_INPROCESS_WAIT_MAX="2",
+        CTQ_VISIBILITY_TIMEOUT="40",
+    )
+    victim = start_worker(env, "-c", "4")
+    callbacks_file(tmp_path / "calls.jsonl", 8)
+    enqueue_file(env, tmp_path / "calls.jsonl")
+
+    def points() -> dict[str, Any]:
+        return json.loads(run_ctq(["status", "--json"], env).stdout)["points_today"]["777"]
+
+    wait_for(lambda: points()["reserved"] == 4, timeout=30, interval=0.2)
+    os.killpg(victim.process.pid, signal.SIGKILL)
+    victim.process.wait()
+    # A reservation lapses once its request can no longer be in flight: 1 + 5 + 2 s after its slot.
+    wait_for(lambda: points()["reserved"] == 0, timeout=20, interval=0.5)
+    assert points()["left"] == 50 - points()["used"]

@@ -75,3 +75,17 @@ def test_bad_settings_are_refused_with_a_reason(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=reason):
         Settings(_env_file=None)
+
+
+def test_a_visibility_timeout_shorter_than_a_request_can_take_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, CTQ_VISIBILITY_TIMEOUT=15, CTQ_READ_TIMEOUT=30)
+    assert "CTQ_VISIBILITY_TIMEOUT (15 s) must be at least 4 x (CTQ_CONNECT_TIMEOUT + " in str(
+        caught.value
+    )
+    Settings(_env_file=None, CTQ_VISIBILITY_TIMEOUT=200, CTQ_READ_TIMEOUT=30)  # 4 x 43.05 fits
+
+
+def test_json_lines_split_on_newlines_only_not_on_unicode_line_separators() -> None:
+    text = '{"a": "one\u2028two\u0085three"}\n{"b": 2}\r\n'
+    assert parse_json_lines(text) == [(1, {"a": "one\u2028two\u0085three"}), (2, {"b": 2})]

@@ -13,6 +13,7 @@ from cli.common import FAILED, REDIS_UNAVAILABLE, CommandError
 from config import Settings
 from tasks.producer import QueueUnavailable
 from worker.embedded_redis import EmbeddedRedisError
+from worker.redaction import redact_log_records
 from worker.redis_health import EvictingRedis
 
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_log_records()
     try:
         settings = Settings()
         return int(args.run(args, settings))

@@ -28,6 +28,7 @@ from sandbox.responses import Answer
 from sandbox.triggers import TRIGGERS
 from tasks.models import CallbackJob, CommentJob, PoolUpdateJob
 from tasks.models.common import ApiModel
+from worker.redaction import redact_text
 
 DROP = 0  # answer: close the connection without a response
 
@@ -231,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
-            super().log_message(format, *args)
+            super().log_message("%s", redact_text(format % args))
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):

@@ -8,21 +8,7 @@ from typing import Any
 import redis
 
 from worker import keys
-
-_SECRET_NAMES = frozenset(
-    {"token", "access-token", "access_token", "api_key", "apikey", "key", "sign", "password"}
-)
-
-
-def redact(value: Any) -> Any:
-    """A copy of ``value`` with any secret-looking field replaced by ``***``."""
-    if isinstance(value, dict):
-        return {
-            k: "***" if str(k).lower() in _SECRET_NAMES else redact(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+from worker.redaction import redact
 
 
 def add(pipe: redis.Redis, record: dict[str, Any], *, now: float) -> None:

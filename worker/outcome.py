@@ -8,6 +8,7 @@ from typing import Any
 import requests
 
 from config.policy import POLICY, Outcome, Rule
+from worker.redaction import redact_text
 
 
 @dataclass(frozen=True)
@@ -142,5 +143,6 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _exception_message(error: requests.RequestException) -> str:
-    # The exception text holds the URL and the reason, never the request headers.
-    return f"{type(error).__name__}: {error}"[:500]
+    # The exception text holds the URL (whose query may hold a signature) and the reason,
+    # never the request headers.
+    return redact_text(f"{type(error).__name__}: {error}")[:500]

@@ -260,7 +260,7 @@ def test_no_key_log_record_or_status_output_holds_the_token(
 ) -> None:
     env = env_for(redis_url, sandbox, tmp_path / "data")
     start_beat(env)
-    worker = start_worker(env)
+    worker = start_worker(env, "-l", "DEBUG")
     path = tmp_path / "mixed.jsonl"
     path.write_text(
         '{"routeKey": "rk", "phone": "79990010003"}\n{"routeKey": "rk", "phone": "79991234567"}\n'

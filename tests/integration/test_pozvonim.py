@@ -14,6 +14,7 @@ import requests
 from tests.conftest import RunningSandbox, env_for
 from tests.helpers import WorkerProcess, run_ctq, wait_for
 from worker import jobstore
+from worker.pozvonim_sign import token_sign
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +97,29 @@ def test_a_wrong_key_pauses_the_lane_instead_of_100_dead_letters(
     assert "wrong-key" not in shown
     stats = requests.get(f"{sandbox.url}/_sandbox/pozvonim/stats", timeout=5).json()
     assert stats.get("calls", 0) == 0 and stats["token_requests"] <= 4
+
+
+def test_no_debug_log_record_or_stored_answer_holds_the_key_or_the_token_signature(
+    redis_url: str,
+    sandbox: RunningSandbox,
+    start_worker: Callable[..., WorkerProcess],
+    start_beat: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    env = pozvonim_env(redis_url, sandbox, tmp_path / "data")
+    start_beat(env)
+    worker = start_worker(env, "-l", "DEBUG")
+    write_calls(tmp_path / "calls.jsonl", 3)
+    assert (
+        run_ctq(["enqueue", "callback", "--file", str(tmp_path / "calls.jsonl")], env).returncode
+        == 0
+    )
+    wait_for(lambda: counts(redis_url)["done"] == 3, timeout=60)
+
+    log = worker.output()
+    assert "/v2u/auth/token?uid=1001&sign=***" in log  # the request is logged, not its secret
+    client = redis.Redis.from_url(redis_url)
+    stored = b"".join(client.dump(key) or b"" for key in client.keys("*") if b"token" not in key)
+    for secret in ("sandbox-key", token_sign("sandbox-key", "1001")):
+        assert secret not in log
+        assert secret.encode() not in stored

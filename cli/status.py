@@ -54,7 +54,9 @@ def format_overview(data: dict[str, Any]) -> str:
         lines.append(
             f"limiter       {name}: {lim['permits_in_window']}/{lim['limit']} permits in the "
             f"last {lim['window_s']:g}s, {lim['booked_ahead']} booked ahead, waiting realtime "
-            f"{lim['waiting_realtime']} bulk {lim['waiting_bulk']}, 429s {lim['http_429']}{paused}"
+            f"{lim['waiting_realtime']} bulk {lim['waiting_bulk']}, 429s {lim['http_429']}, "
+            f"margin {lim['margin_ms']:g} ms (spread {lim['spread_ms']:g} ms), "
+            f"pace {lim['effective_per_s']:g}/s{paused}"
         )
     for pause in data["paused"]:
         code = (

@@ -2,7 +2,8 @@
 
 ``GET /_sandbox/requests`` lists what it received (the token shown only as valid/invalid),
 ``DELETE /_sandbox/requests`` forgets it, ``GET /_sandbox/stats`` counts answers by status,
-``POST /_sandbox/account {"callback_minutes": false}`` makes every callback answer 10001.
+``POST /_sandbox/account {"callback_minutes": false}`` makes every callback answer 10001,
+``POST /_sandbox/latency {"min": 0, "max": 0.05}`` sets the inbound delay.
 """
 
 from __future__ import annotations
@@ -141,6 +142,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/_sandbox/pozvonim/expire":
             self.server.sandbox.pozvonim.expire_all()
             return self._send(200, {})
+        if self.path == "/_sandbox/latency":
+            bounds = json.loads(raw)
+            self.server.sandbox.latency = (float(bounds["min"]), float(bounds["max"]))
+            return self._send(200, bounds)
         if self.path == "/_sandbox/account":
             self.server.sandbox.callback_minutes = bool(json.loads(raw)["callback_minutes"])
             return self._send(200, {"callback_minutes": self.server.sandbox.callback_minutes})

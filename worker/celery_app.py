@@ -33,8 +33,13 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
         # https://docs.celeryq.dev/en/stable/userguide/tasks.html#Task.acks_late
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # One message per process at a time, so a slow job does not hold others hostage.
+        # One message per process at a time, so a slow job does not hold others hostage, and
+        # none taken before a process is free: a prefetched bulk message would otherwise go
+        # ahead of a callback that arrives meanwhile (realtime is taken first only if the
+        # worker takes it from Redis when a process frees up):
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-disable-prefetch
         worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
         broker_transport_options={
             # An unacked message (its worker died) comes back after CTQ_VISIBILITY_TIMEOUT; a
             # live job never runs that long (runner.py parks it durably at half of it). kombu

@@ -29,6 +29,12 @@ BOOKED, COME_BACK, POINTS_SPENT = 0, 1, 2
 _MEMBER_IDS = itertools.count()
 # Realtime jobs never have to come back: they book whatever slot is next.
 REALTIME_HORIZON_US = 24 * 3600 * 1_000_000
+# The learned margin (observe.lua): the spread is the 99th percentile of the last 200 round
+# trips minus their minimum; after a 429 widened it, every 50 calm answers narrow it by 5 ms.
+RTT_SAMPLES = 200
+SPREAD_PERCENTILE = 0.99
+DECAY_EVERY = 50
+DECAY_STEP_US = 5_000
 
 
 @dataclass(frozen=True)
@@ -81,25 +87,30 @@ class Limiter:
         rate: limits.RateLimitItem,
         *,
         margin: float,
+        margin_max: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.key = key
         self.limit = rate.amount
         self.window_us = int(rate.get_expiry() * 1_000_000)
-        self.margin_us = int(margin * 1_000_000)
+        self.margin_us = int(margin * 1_000_000)  # the floor: the learned margin is never less
+        self.margin_max_us = max(self.margin_us, int(margin_max * 1_000_000))
         self.sleep = sleep
         self._script = script(client, "acquire")
         self._permits, self._pause = f"{key}:permits", f"{key}:pause"
+        self._rtt, self._margin = f"{key}:rtt", f"{key}:margin"
 
     @property
     def interval_us(self) -> int:
-        """The pace: any ``limit`` + 1 permits span at least window + margin."""
+        """The pace at the floor margin: any ``limit`` + 1 permits span at least window +
+        margin (the learned margin only ever makes it longer)."""
         return math.ceil((self.window_us + self.margin_us) / self.limit)
 
     @property
     def lateness_us(self) -> float:
-        """How late after its slot a permit may still be used (half the margin, at least 1 ms)."""
+        """How late after its slot a permit may still be used: half the floor margin (at
+        least 1 ms); the learned spread comes on top of it (observe.lua)."""
         return max(self.margin_us / 2, 1000.0)
 
     def book(self, lane: str, claim: PointsClaim, member: str) -> tuple[int, int, int]:
@@ -112,16 +123,18 @@ class Limiter:
                 f"{self.key}:waiting:{lane}",
                 claim.key,
                 claim.reservations_key,
+                self._margin,
             ],
             args=[
-                self.interval_us,
-                self.window_us + self.margin_us,
+                self.window_us,
+                self.limit,
                 horizon,
                 member,
                 claim.cost,
                 claim.cap,
                 claim.ttl,
                 claim.hold_us,
+                self.margin_us,
             ],
         )
         return int(status), int(slot), int(now)
@@ -169,12 +182,32 @@ class Limiter:
             pipe.execute()
 
     def pause(self, seconds: float | None) -> float:
-        """After a 429: nobody books on this key for ``seconds`` (default one window)."""
+        """After a 429: nobody books on this key for ``seconds`` (default one window), and
+        the margin doubles (once per pause)."""
         pause_us = int((seconds if seconds is not None else self.window_us / 1_000_000) * 1_000_000)
         resume = script(self.client, "pause")(
-            keys=[f"{self.key}:pause", f"{self.key}:stats"], args=[max(1, pause_us)]
+            keys=[self._pause, f"{self.key}:stats", self._margin],
+            args=[max(1, pause_us), self.margin_us, self.margin_max_us],
         )
         return int(resume) / 1_000_000  # type: ignore[arg-type]
+
+    def observe(self, round_trip: float | None) -> int:
+        """An answer came back after ``round_trip`` seconds (None: no usable sample): learn
+        from it. Returns the margin now in force, in µs."""
+        sample = -1 if round_trip is None else int(round_trip * 1_000_000)
+        margin = script(self.client, "observe")(
+            keys=[self._rtt, self._margin],
+            args=[
+                sample,
+                self.margin_us,
+                self.margin_max_us,
+                RTT_SAMPLES,
+                SPREAD_PERCENTILE,
+                DECAY_EVERY,
+                DECAY_STEP_US,
+            ],
+        )
+        return int(margin)  # type: ignore[arg-type]
 
     def snapshot(self) -> dict[str, int | float]:
         """What ``ctq status`` shows for this key."""
@@ -187,7 +220,10 @@ class Limiter:
                 pipe.zcount(f"{self.key}:waiting:{lane}", f"({now}", "+inf")
             pipe.hget(f"{self.key}:stats", "http_429")
             pipe.get(f"{self.key}:pause")
-            in_window, booked_ahead, *waiting, seen_429, paused = pipe.execute()
+            pipe.hmget(self._margin, "margin_us", "spread_us")
+            in_window, booked_ahead, *waiting, seen_429, paused, learned = pipe.execute()
+        margin_us = max(self.margin_us, int(learned[0] or 0))
+        window_s = self.window_us / 1_000_000
         return {
             "limit": self.limit,
             "window_s": self.window_us / 1_000_000,
@@ -196,6 +232,9 @@ class Limiter:
             **{f"waiting_{lane}": n for lane, n in zip(keys.LANES, waiting, strict=True)},
             "http_429": int(seen_429 or 0),
             "paused_for_s": max(0.0, (int(paused or 0) - now) / 1_000_000),
+            "margin_ms": round(margin_us / 1000, 1),
+            "spread_ms": round(int(learned[1] or 0) / 1000, 1),
+            "effective_per_s": round(self.limit / (window_s + margin_us / 1_000_000), 3),
         }
 
 

@@ -21,6 +21,8 @@ class Verdict:
     message: str = ""
     body: Any = None
     retry_after: float | None = None
+    # Send to answer, seconds (None without an answer): the limiter learns its margin from it.
+    round_trip: float | None = None
 
     @property
     def rule(self) -> Rule:
@@ -60,7 +62,13 @@ def classify(
     status = answer.status_code
     code = _api_code(body)
     message = _api_message(body) or answer.reason or ""
-    common = {"http_status": status, "code": code, "message": message, "body": body}
+    common = {
+        "http_status": status,
+        "code": code,
+        "message": message,
+        "body": body,
+        "round_trip": answer.elapsed.total_seconds() if answer.elapsed else None,
+    }
     if code is not None and code in points_spent_codes:
         return Verdict("points_spent", **common)
     if status in (401, 403, 429):  # account or IP level, whatever the body says

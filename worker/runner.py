@@ -194,6 +194,8 @@ class JobRun:
 
         Safe to run again after a Redis error part-way (see ``records``)."""
         rt, job, breaker = self.rt, self.job, self.breaker
+        if self.via.limiter and verdict.round_trip is not None:
+            self.via.limiter.observe(verdict.round_trip)
         if self.via.client.after(verdict):
             return 0.0  # fixed on our side (a renewed token): a new permit, not an attempt
         step = self._step(verdict)

@@ -98,7 +98,13 @@ def build_limiter(settings: Settings, client: redis.Redis, provider: str = "call
         url, rate = settings.pozvonim_api_url, limits.parse(settings.pozvonim_rate_limit)
     key = limiter_key(settings.egress_ip, url)
     client.sadd(keys.LIMITERS, key)
-    return Limiter(client, key, rate, margin=settings.limiter_margin_ms / 1000)
+    return Limiter(
+        client,
+        key,
+        rate,
+        margin=settings.limiter_margin_ms / 1000,
+        margin_max=settings.limiter_margin_max_ms / 1000,
+    )
 
 
 def build_runtime(settings: Settings, redis_url: str) -> Runtime:

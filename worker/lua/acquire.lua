@@ -3,23 +3,30 @@
 -- Permits are paced: each slot is at least `interval` = (window + margin) / limit after the
 -- previous one, so any limit+1 consecutive permits span at least window + margin and no
 -- window of the API ever holds more than `limit` requests, whatever the workers' clocks say.
+-- The margin is the one the workers learn together (observe.lua), `floor` until it is known.
 -- A lane may book at most `horizon` ahead (bulk: 0, only a slot that is free now); beyond that
 -- it is told when to come back, so a realtime job that arrives later books the next slot.
 --
 -- KEYS[1] permits zset (slot per member)  KEYS[2] pause string  KEYS[3] waiters zset of lane
 -- KEYS[4] points hash of today   KEYS[5] reservations zset of today ("member/cost" -> expiry)
+-- KEYS[6] margin hash
 -- A reservation lives until `hold` after its slot (the longest the request can take): points
 -- reserved by a worker that died before settling come back by themselves.
 -- Returns {status, slot_us, now_us}: status 0 booked (send at slot), 1 come back at slot
 -- (nothing booked), 2 the day's points are spent (nothing booked).
-local interval = tonumber(ARGV[1])
-local keep = tonumber(ARGV[2])
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
 local horizon = tonumber(ARGV[3])
 local member = ARGV[4]
 local cost = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
 local points_ttl = tonumber(ARGV[7])
 local hold = tonumber(ARGV[8])
+local floor = tonumber(ARGV[9])
+
+local margin = math.max(floor, tonumber(redis.call('HGET', KEYS[6], 'margin_us') or floor))
+local interval = math.ceil((window + margin) / limit)
+local keep = window + margin
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])

@@ -1,0 +1,70 @@
+"""The limiter's margin, learned from round trips and 429s (observe.lua, pause.lua)."""
+
+from __future__ import annotations
+
+import random
+
+import fakeredis
+import limits
+import pytest
+
+from worker.limiter import DECAY_EVERY, DECAY_STEP_US, Limiter
+from worker.runtime import NO_POINTS
+
+FLOOR, CEILING = 0.025, 0.5
+
+
+@pytest.fixture
+def limiter(fake_redis: fakeredis.FakeRedis) -> Limiter:
+    return Limiter(
+        fake_redis, "ctq:limiter:t", limits.parse("5/second"), margin=FLOOR, margin_max=CEILING
+    )
+
+
+def test_steady_round_trips_keep_the_floor(limiter: Limiter) -> None:
+    for _ in range(100):
+        margin = limiter.observe(0.002)
+    assert margin == 25_000
+    assert limiter.snapshot()["effective_per_s"] == pytest.approx(5 / 1.025, abs=1e-3)
+
+
+def test_the_margin_covers_the_spread_of_round_trips_plus_half_the_floor(limiter: Limiter) -> None:
+    rng = random.Random(1)
+    for _ in range(200):
+        margin = limiter.observe(0.010 + rng.uniform(0, 0.050))  # 0-50 ms of jitter
+    assert 45_000 + 12_500 <= margin <= 50_000 + 12_500
+    shown = limiter.snapshot()
+    assert 45 <= shown["spread_ms"] <= 50 and shown["margin_ms"] == pytest.approx(
+        margin / 1000, abs=0.1
+    )
+
+
+def test_the_learned_margin_slows_the_pace_of_bookings(limiter: Limiter) -> None:
+    for _ in range(50):
+        limiter.observe(0.100)
+        limiter.observe(0.250)  # a spread of 150 ms
+    _, first, _ = limiter.book("realtime", NO_POINTS, "a")
+    _, second, _ = limiter.book("realtime", NO_POINTS, "b")
+    assert second - first == (1_000_000 + 150_000 + 12_500) // 5
+
+
+def test_a_429_doubles_the_margin_once_and_calm_answers_narrow_it_slowly(limiter: Limiter) -> None:
+    limiter.observe(0.002)
+    limiter.pause(1.0)
+    limiter.pause(1.0)  # another request of the same burst: no second doubling
+    assert limiter.snapshot()["margin_ms"] == 50
+    for _ in range(DECAY_EVERY):
+        margin = limiter.observe(0.002)
+    assert margin == 50_000 - DECAY_STEP_US
+    for _ in range(DECAY_EVERY * 10):
+        margin = limiter.observe(0.002)
+    assert margin == 25_000  # back to the floor, never below
+
+
+def test_the_margin_never_exceeds_its_ceiling(
+    limiter: Limiter, fake_redis: fakeredis.FakeRedis
+) -> None:
+    for _ in range(8):
+        fake_redis.delete("ctq:limiter:t:pause")  # each 429 in a new pause
+        limiter.pause(0.001)
+    assert limiter.snapshot()["margin_ms"] == 500

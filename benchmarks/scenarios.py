@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+import requests
+
 from benchmarks.stack import Stack
 from tasks.models import CallbackJob
 from tasks.registry import KINDS
@@ -53,6 +55,27 @@ def rate_limited_callbacks(stack: Stack, jobs: int, limiter: str) -> dict[str, A
         "http_429": sum(r["status"] == 429 for r in received),
         "utilization": round(achieved / RATE, 3),
         "dead": jobstore.counts(stack.redis)["dead"],
+    }
+
+
+def callbacks_under_latency(stack: Stack, jobs: int, jitter: float) -> dict[str, Any]:
+    """e) ``jobs`` callbacks while each request reaches the sandbox 0..``jitter`` s after it
+    leaves; the best utilization without 429s is W / (W + J)."""
+    requests.post(
+        f"{stack.sandbox_url}/_sandbox/latency", json={"min": 0, "max": jitter}, timeout=10
+    )
+    try:
+        result = rate_limited_callbacks(stack, jobs, "shared")
+    finally:
+        requests.post(
+            f"{stack.sandbox_url}/_sandbox/latency", json={"min": 0, "max": 0}, timeout=10
+        )
+    sent = result["http_429"] + jobs
+    return {
+        **result,
+        "jitter_ms": round(jitter * 1000),
+        "share_429": round(result["http_429"] / sent, 4),
+        "bound": round(1 / (1 + jitter), 3),
     }
 
 

@@ -66,6 +66,10 @@ class CalltouchClient:
             settings.calltouch_token,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            # Enough kept-alive connections for every job this process runs at once (one per
+            # process in the prefork pool; more under a thread pool), so requests skip the
+            # TCP and TLS handshakes that add to, and vary, their delay.
+            pool_size=settings.worker_concurrency,
         )
 
     def post(

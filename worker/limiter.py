@@ -23,18 +23,19 @@ import redis
 from worker import keys
 from worker.scripts import script
 
-BOOKED, COME_BACK, POINTS_SPENT = 0, 1, 2
+BOOKED, COME_BACK, POINTS_SPENT, YIELD = 0, 1, 2, 3
 # Booking members must be unique per limiter key across every Limiter object and process:
 # booking an existing member again would move its slot instead of adding one.
 _MEMBER_IDS = itertools.count()
 # Realtime jobs never have to come back: they book whatever slot is next.
 REALTIME_HORIZON_US = 24 * 3600 * 1_000_000
 # The learned margin (observe.lua): the spread is the 99th percentile of the last 200 round
-# trips minus their minimum; after a 429 widened it, every 50 calm answers narrow it by 5 ms.
+# trips minus their minimum; after a 429 doubled it, every 10 calm answers narrow it by 10 ms
+# (a doubled 150 ms margin is back in about 150 answers: half a minute at 5/s).
 RTT_SAMPLES = 200
 SPREAD_PERCENTILE = 0.99
-DECAY_EVERY = 50
-DECAY_STEP_US = 5_000
+DECAY_EVERY = 10
+DECAY_STEP_US = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,10 @@ class PointsClaim:
 
 @dataclass(frozen=True)
 class ComeBack:
-    """No permit now: the slot is further ahead than the caller may wait in process."""
+    """No permit now: come back after ``delay`` seconds (``why`` says why not now)."""
 
     delay: float
+    why: str = "the limiter's next slot is further ahead than a worker waits"
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class Limiter:
 
     def book(self, lane: str, claim: PointsClaim, member: str) -> tuple[int, int, int]:
         """One booking attempt: ``(status, slot_us, now_us)`` on the server's clock."""
-        horizon = 0 if lane == keys.BULK else REALTIME_HORIZON_US
+        bulk = lane == keys.BULK
         status, slot, now = self._script(
             keys=[
                 self._permits,
@@ -124,17 +126,19 @@ class Limiter:
                 claim.key,
                 claim.reservations_key,
                 self._margin,
+                keys.REALTIME,
             ],
             args=[
                 self.window_us,
                 self.limit,
-                horizon,
+                0 if bulk else REALTIME_HORIZON_US,
                 member,
                 claim.cost,
                 claim.cap,
                 claim.ttl,
                 claim.hold_us,
                 self.margin_us,
+                int(bulk),
             ],
         )
         return int(status), int(slot), int(now)
@@ -157,13 +161,18 @@ class Limiter:
             status, slot, now = self.book(lane, claim, member)
             if status == POINTS_SPENT:
                 return None
+            if status == YIELD:
+                return ComeBack(0.0, "a callback is waiting for a worker: this bulk job gave way")
             if status == BOOKED and slot <= now:
                 return Permit(member, slot, claim)
             delay = (slot - now) / 1_000_000
             if delay > max_wait:
                 if status == BOOKED:
                     self.cancel(Permit(member, slot, claim))
-                return ComeBack(delay)
+                return ComeBack(
+                    delay,
+                    f"the limiter's next slot is {delay:.1f} s away, longer than a worker waits",
+                )
             started = time.monotonic()
             self.sleep(delay)
             late = time.monotonic() - started - delay

@@ -181,13 +181,7 @@ class JobRun:
             return records.park(
                 rt, job, rt.ledger.reset_at(), "points budget spent", reason="points"
             )
-        return records.park(
-            rt,
-            job,
-            rt.clock() + why.delay,
-            f"the limiter's next slot is {why.delay:.1f} s away, longer than a worker waits",
-            reason="limiter",
-        )
+        return records.park(rt, job, rt.clock() + why.delay, why.why, reason="limiter")
 
     def _conclude(self, verdict: Verdict) -> str | float:
         """Act on an answer: the job's new state, or how long to wait before sending again.

@@ -178,6 +178,7 @@ def test_duplicate_enqueues_with_one_key_make_one_request(
     wait_for(lambda: counts(worker_env["REDIS_URL"])["done"] == 1)
     time.sleep(1)  # give a second request, if there were one, time to arrive
     assert len(sandbox.accepted()) == 1
+    assert "beat          never seen: start `ctq beat`" in run_ctq(["status"], worker_env).stdout
 
 
 def test_an_account_level_error_pauses_the_lane_and_resumes_after_the_probe(
@@ -198,6 +199,7 @@ def test_an_account_level_error_pauses_the_lane_and_resumes_after_the_probe(
     shown = run_ctq(["status"], env).stdout
     assert "PAUSED        site 777 realtime lane: account-level: no callback minutes left" in shown
     assert "(code 10001)" in shown and "5 job(s) held" in shown
+    assert "beat          last tick" in shown
     assert counts(redis_url)["dead"] == 0
 
     requests.post(f"{sandbox.url}/_sandbox/account", json={"callback_minutes": True}, timeout=5)

@@ -21,6 +21,12 @@ def limiter(fake_redis: fakeredis.FakeRedis) -> Limiter:
     )
 
 
+def test_a_few_samples_are_corrected_for_the_range_they_cannot_see_yet(limiter: Limiter) -> None:
+    for round_trip in (0.010, 0.030, 0.050, 0.070, 0.110):
+        margin = limiter.observe(round_trip)
+    assert margin == 100_000 * 6 // 4 + 12_500  # 5 samples spanning 100 ms: 150 ms expected
+
+
 def test_steady_round_trips_keep_the_floor(limiter: Limiter) -> None:
     for _ in range(100):
         margin = limiter.observe(0.002)
@@ -45,7 +51,8 @@ def test_the_learned_margin_slows_the_pace_of_bookings(limiter: Limiter) -> None
         limiter.observe(0.250)  # a spread of 150 ms
     _, first, _ = limiter.book("realtime", NO_POINTS, "a")
     _, second, _ = limiter.book("realtime", NO_POINTS, "b")
-    assert second - first == (1_000_000 + 150_000 + 12_500) // 5
+    spread = int(150_000 * 101 / 99)  # 100 samples: the range, corrected for the sample size
+    assert second - first == -(-(1_000_000 + spread + 12_500) // 5)
 
 
 def test_a_429_doubles_the_margin_once_and_calm_answers_narrow_it_slowly(limiter: Limiter) -> None:

@@ -380,3 +380,16 @@ def test_a_retry_after_beyond_the_wait_budget_parks_the_job_instead_of_sleeping(
     assert due is not None and NOW + 3590 < due <= NOW + 3601
     job = jobstore.load(runtime.redis, "job1")
     assert job and job.attempts == 0 and "longer than a worker waits" in job.last["message"]
+
+
+def test_a_bulk_job_gives_its_process_to_a_waiting_callback(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(200))
+    add_job(runtime, comment.KIND, {"comments": []})
+    runtime.redis.lpush(keys.REALTIME, "a callback's message, waiting for a free process")
+    assert run_job(runtime, comment.KIND, "job1") == State.DELAYED
+    assert runtime.calltouch.sent == []
+    assert runtime.redis.zscore(keys.DELAYED, "job1") == NOW  # back as soon as beat ticks
+    job = jobstore.load(runtime.redis, "job1")
+    assert job and job.attempts == 0 and "gave way" in job.last["message"]
+    runtime.redis.delete(keys.REALTIME)
+    assert run_job(runtime, comment.KIND, "job1") == State.DONE

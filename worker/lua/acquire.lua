@@ -9,11 +9,13 @@
 --
 -- KEYS[1] permits zset (slot per member)  KEYS[2] pause string  KEYS[3] waiters zset of lane
 -- KEYS[4] points hash of today   KEYS[5] reservations zset of today ("member/cost" -> expiry)
--- KEYS[6] margin hash
+-- KEYS[6] margin hash   KEYS[7] the realtime queue (kombu's list)
+-- A bulk job (`yield` = 1) books nothing while realtime messages wait in their queue: every
+-- worker process is busy then, and the bulk job gives its process to the callback.
 -- A reservation lives until `hold` after its slot (the longest the request can take): points
 -- reserved by a worker that died before settling come back by themselves.
 -- Returns {status, slot_us, now_us}: status 0 booked (send at slot), 1 come back at slot
--- (nothing booked), 2 the day's points are spent (nothing booked).
+-- (nothing booked), 2 the day's points are spent (nothing booked), 3 give way (nothing booked).
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local horizon = tonumber(ARGV[3])
@@ -23,6 +25,7 @@ local cap = tonumber(ARGV[6])
 local points_ttl = tonumber(ARGV[7])
 local hold = tonumber(ARGV[8])
 local floor = tonumber(ARGV[9])
+local yield = tonumber(ARGV[10])
 
 local margin = math.max(floor, tonumber(redis.call('HGET', KEYS[6], 'margin_us') or floor))
 local interval = math.ceil((window + margin) / limit)
@@ -30,6 +33,9 @@ local keep = window + margin
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if yield == 1 and redis.call('LLEN', KEYS[7]) > 0 then
+  return {3, now, now}
+end
 
 local slot = now
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')

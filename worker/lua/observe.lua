@@ -22,11 +22,15 @@ if sample >= 0 then
 end
 local samples = redis.call('LRANGE', KEYS[1], 0, -1)
 local spread = 0
-if #samples >= 10 then
+local n = #samples
+if n >= 5 then
   local sorted = {}
   for i, v in ipairs(samples) do sorted[i] = tonumber(v) end
   table.sort(sorted)
-  spread = sorted[math.max(1, math.ceil(#sorted * percentile))] - sorted[1]
+  -- A few samples see less than the whole range: (n + 1) / (n - 1) is the unbiased
+  -- correction of a sample range; it fades to nothing as samples accumulate.
+  spread = (sorted[math.max(1, math.ceil(n * percentile))] - sorted[1]) * (n + 1) / (n - 1)
+  spread = math.floor(spread)
 end
 
 local aimd = tonumber(redis.call('HGET', KEYS[2], 'aimd_us') or '0')

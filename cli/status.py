@@ -47,6 +47,7 @@ def format_overview(data: dict[str, Any]) -> str:
         f"dead letters  {data['dead_letters']}",
         f"staged leads  {data['staged_leads']} (for the nightly run)",
         format_beat(data["beat_last_tick"]),
+        *format_workers(data["workers"]),
         format_redis(data["redis"]),
     ]
     for name, lim in data["limiters"].items():
@@ -94,6 +95,16 @@ def format_beat(last_tick: float | None) -> str:
             "running? delayed jobs and campaigns wait for it"
         )
     return f"beat          last tick {age:.1f} s ago"
+
+
+def format_workers(workers: list[dict[str, Any]]) -> list[str]:
+    if not workers:
+        return ["workers       none seen in the last 15 s: start `ctq worker`"]
+    return [
+        f"worker        {w['host']} pid {w['pid']}: {len(w['jobs'])} job(s) in flight, "
+        f"seen {max(0.0, time.time() - w['seen']):.1f} s ago"
+        for w in workers
+    ]
 
 
 def format_redis(mem: dict[str, Any]) -> str:

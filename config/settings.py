@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     inprocess_wait_max: float = Field(10.0, ge=0, validation_alias="CTQ_INPROCESS_WAIT_MAX")
     long_retry_delay: float = Field(3600.0, gt=0, validation_alias="CTQ_LONG_RETRY_DELAY")
     visibility_timeout: int = Field(300, ge=10, validation_alias="CTQ_VISIBILITY_TIMEOUT")
+    lease_seconds: float = Field(6.0, ge=2, validation_alias="CTQ_LEASE_SECONDS")
     idempotency_window: int = Field(3600, ge=1, validation_alias="CTQ_IDEMPOTENCY_WINDOW")
     breaker_probe_interval: float = Field(
         300.0, gt=0, validation_alias="CTQ_BREAKER_PROBE_INTERVAL"

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, current_app
+from celery.signals import worker_process_init, worker_ready
 from kombu import Exchange, Queue
 
 from config import Settings
 from scheduler.beat import beat_schedule
 from tasks.registry import KINDS, TASK_MODULES
 from worker import keys
-from worker.redis_conn import broker_url, redis_url
+from worker.recovery import start_recovering
+from worker.redis_conn import broker_url, connect, redis_url
+from worker.runtime import runtime_of
+
+# How often each worker looks for messages whose job lost its worker (worker.recovery).
+RECOVERY_INTERVAL = 1.0
 
 
 def _queue(name: str) -> Queue:
@@ -73,3 +81,20 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
     app.ctq_settings = settings  # type: ignore[attr-defined]
     app.ctq_redis_url = url  # type: ignore[attr-defined]
     return app
+
+
+@worker_ready.connect
+def _recover_stalled_jobs(sender: Any, **_: Any) -> None:
+    """In each worker's main process: put back, within seconds, the messages of jobs whose
+    worker died (the visibility timeout stays as the backstop)."""
+    app = sender.app
+    client = connect(app.ctq_settings, app.ctq_redis_url)
+    start_recovering(client, every=RECOVERY_INTERVAL, grace=app.ctq_settings.lease_seconds)
+
+
+@worker_process_init.connect
+def _start_heartbeat(**_: Any) -> None:
+    """In each pool process: beat from the start, so idle processes show as alive too."""
+    runtime = runtime_of(current_app)
+    if runtime.heartbeat:
+        runtime.heartbeat.start()

@@ -14,7 +14,8 @@ MAINTENANCE = "maintenance"
 LANES = (REALTIME, BULK)
 # Queues in the order a worker takes from them: tiny maintenance ticks, then realtime, then bulk.
 CONSUME_ORDER = (MAINTENANCE, REALTIME, BULK)
-KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED = "unacked"  # hash: delivery tag -> [message, exchange, queue] (JSON)
+KOMBU_UNACKED_INDEX = "unacked_index"  # zset: delivery tag -> delivery time (worker's clock)
 
 STATS = f"{PREFIX}:stats"  # hash: job state -> number of jobs in it
 DELAYED = f"{PREFIX}:delayed"  # zset: job id -> unix time it is due
@@ -22,6 +23,7 @@ DLQ = f"{PREFIX}:dlq"  # hash: job id -> dead-letter record (JSON)
 DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lettered
 
 
+WORKERS = f"{PREFIX}:workers"  # hash: host:pid -> {host, pid, jobs, seen} (heartbeats)
 BEAT_TICK = f"{PREFIX}:beat:tick"  # string: unix time the delay mover last ran (beat is alive)
 STAGED_COMMENTS = f"{PREFIX}:staged:comment"  # list: leads (JSON) waiting for the nightly run
 CAMPAIGNS = f"{PREFIX}:campaigns"  # set: campaign names
@@ -78,7 +80,8 @@ def nightly_run(day: str) -> str:
 
 
 def lease(job_id: str) -> str:
-    """Held while one worker runs the job, so a redelivered copy does not run beside it."""
+    """Held while one worker runs the job (owner token host:pid:job:nonce, renewed by its
+    heartbeat), so a redelivered copy does not run beside it."""
     return f"{PREFIX}:lease:{job_id}"
 
 

@@ -30,8 +30,8 @@ _MEMBER_IDS = itertools.count()
 # Realtime jobs never have to come back: they book whatever slot is next.
 REALTIME_HORIZON_US = 24 * 3600 * 1_000_000
 # The learned margin (observe.lua): the spread is the 99th percentile of the last 200 round
-# trips minus their minimum; after a 429 doubled it, every 10 calm answers narrow it by 10 ms
-# (a doubled 150 ms margin is back in about 150 answers: half a minute at 5/s).
+# trips minus their minimum; after a 429 widened it by half, every 10 calm answers narrow it
+# by 10 ms (a 150 ms margin widened to 225 ms is back in 75 answers: 15 s at 5/s).
 RTT_SAMPLES = 200
 SPREAD_PERCENTILE = 0.99
 DECAY_EVERY = 10
@@ -89,7 +89,7 @@ class Limiter:
         rate: limits.RateLimitItem,
         *,
         margin: float,
-        margin_max: float = 0.5,
+        margin_max: float = 0.3,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
@@ -139,6 +139,7 @@ class Limiter:
                 claim.hold_us,
                 self.margin_us,
                 int(bulk),
+                self.margin_max_us,
             ],
         )
         return int(status), int(slot), int(now)
@@ -231,7 +232,7 @@ class Limiter:
             pipe.get(f"{self.key}:pause")
             pipe.hmget(self._margin, "margin_us", "spread_us")
             in_window, booked_ahead, *waiting, seen_429, paused, learned = pipe.execute()
-        margin_us = max(self.margin_us, int(learned[0] or 0))
+        margin_us = max(self.margin_us, int(learned[0] or self.margin_max_us))
         window_s = self.window_us / 1_000_000
         return {
             "limit": self.limit,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -18,10 +15,11 @@ from redis.exceptions import LockError
 
 from config.policy import Outcome
 from tasks.kind import JobKind
-from worker import delays, jobstore, keys, records
+from worker import delays, jobstore, records
 from worker.breaker import HOLD, PROBE, Breaker
 from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
+from worker.lease import Lease
 from worker.limiter import ComeBack, Permit, PointsClaim
 from worker.outage import ride_out
 from worker.outcome import Verdict, classify
@@ -30,6 +28,8 @@ from worker.runtime import Channel, Runtime, channel, runtime_of
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# What a run that lost its lease before sending returns: the job runs in another worker.
+TAKEN_OVER = State.RUNNING
 
 
 def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
@@ -74,11 +74,10 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
     if job.state in TERMINAL:
         log.info("job %s is already %s; not sent again", job_id, job.state)
         return job.state
-    lease = rt.redis.lock(keys.lease(job_id), timeout=rt.settings.visibility_timeout)
-    owner = f"{socket.gethostname()}:{os.getpid()}:{job_id}:{uuid.uuid4().hex[:8]}"
+    lease = Lease(rt.redis, job_id, rt.settings.lease_seconds)
     # Nothing is sent yet: wait out a full or restarting Redis rather than bounce the message.
     took = ride_out(
-        partial(lease.acquire, blocking=False, token=owner),
+        lease.acquire,
         within=rt.settings.visibility_timeout / 4,
         what=f"job {job_id}: taking its lease",
     )
@@ -88,13 +87,17 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
         delays.park(rt.redis, job_id, due)
         log.info("job %s is leased by another worker; looking again at %s", job_id, due)
         return job.state
+    if rt.heartbeat:
+        rt.heartbeat.hold(lease)
     try:
-        return JobRun(rt, kind, job).until_settled()
+        return JobRun(rt, kind, job, lease).until_settled()
     finally:
+        if rt.heartbeat:
+            rt.heartbeat.drop(lease)
         _release(lease, job_id)
 
 
-def _release(lease: redis.lock.Lock, job_id: str) -> None:
+def _release(lease: Lease, job_id: str) -> None:
     """Give the lease back if it is still ours (it may have lapsed and been taken over)."""
     try:
         ride_out(lease.release, within=5.0, what=f"job {job_id}: releasing its lease")
@@ -107,8 +110,8 @@ def _release(lease: redis.lock.Lock, job_id: str) -> None:
 class JobRun:
     """One run of one job in this process: attempts until the job is settled or parked."""
 
-    def __init__(self, rt: Runtime, kind: JobKind, job: Job) -> None:
-        self.rt, self.kind, self.job = rt, kind, job
+    def __init__(self, rt: Runtime, kind: JobKind, job: Job, lease: Lease) -> None:
+        self.rt, self.kind, self.job, self.lease = rt, kind, job, lease
         self.via: Channel = channel(rt, kind.provider)
         self.breaker = Breaker(rt.redis, self.via.account, job.lane)
         self.attempts = job.attempts
@@ -155,7 +158,7 @@ class JobRun:
             self.probing = admitted == PROBE
         return self._send_once()
 
-    def _send_once(self) -> tuple[Verdict, Permit | None] | ComeBack | None:
+    def _send_once(self) -> str | tuple[Verdict, Permit | None] | ComeBack | None:
         """Take a permit (reserving points), send, classify. Nothing is sent when the day's
         points are spent (None) or the next slot is further than this process may wait."""
         rt, job = self.rt, self.job
@@ -169,6 +172,13 @@ class JobRun:
             if not isinstance(booked, Permit):
                 return booked
             permit = booked
+        if not self.lease.renew():
+            # Fencing: this process stalled past its lease (frozen, swapped out) and another
+            # worker has taken the job over. It must not send it too.
+            if permit is not None and self.via.limiter:
+                self.via.limiter.cancel(permit)
+            log.warning("job %s: lease lost before sending; left to the worker that has it", job.id)
+            return TAKEN_OVER
         path, body = self.kind.request(job.payload)
         answer = self.via.client.post(path, body)
         return classify(

@@ -17,6 +17,7 @@ from celery import Celery
 from config import Settings
 from worker import keys
 from worker.calltouch import CalltouchClient, MissingCredentials
+from worker.heartbeat import Heartbeat
 from worker.ledger import Ledger
 from worker.limiter import Limiter, Permit, PointsClaim, limiter_key
 from worker.outcome import Verdict
@@ -39,6 +40,7 @@ class Runtime:
     ledger: Ledger
     pozvonim: PozvonimClient | None = None
     pozvonim_limiter: Limiter | None = None
+    heartbeat: Heartbeat | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
@@ -119,6 +121,7 @@ def build_runtime(settings: Settings, redis_url: str) -> Runtime:
         ledger=Ledger(client, settings, time.time),
         pozvonim=PozvonimClient.from_settings(settings, client),
         pozvonim_limiter=build_limiter(settings, client, "pozvonim") if shared else None,
+        heartbeat=Heartbeat(client, every=settings.lease_seconds / 3),
     )
 
 

@@ -11,9 +11,13 @@ import redis
 from config import Settings
 from worker import deadletter, jobstore, keys
 from worker.breaker import open_breakers
+from worker.heartbeat import alive
 from worker.ledger import Ledger
 from worker.limiter import Limiter, limiter_key
 from worker.redis_health import memory
+
+# A worker process beats every CTQ_LEASE_SECONDS / 3; silent this long, it is gone.
+WORKER_SILENT_AFTER = 15.0
 
 
 def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
@@ -33,6 +37,7 @@ def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
         "paused": open_breakers(client),
         "staged_leads": int(client.llen(keys.STAGED_COMMENTS)),  # type: ignore[arg-type]
         "beat_last_tick": float(client.get(keys.BEAT_TICK) or 0) or None,  # type: ignore[arg-type]
+        "workers": alive(client, within=WORKER_SILENT_AFTER),
         "redis": memory(client),
     }
 

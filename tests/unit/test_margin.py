@@ -27,7 +27,7 @@ def test_a_few_samples_are_corrected_for_the_range_they_cannot_see_yet(limiter: 
     assert margin == 100_000 * 6 // 4 + 12_500  # 5 samples spanning 100 ms: 150 ms expected
 
 
-def test_steady_round_trips_keep_the_floor(limiter: Limiter) -> None:
+def test_steady_round_trips_keep_the_floor(limiter: Limiter) -> None:  # after a slow start
     for _ in range(100):
         margin = limiter.observe(0.002)
     assert margin == 25_000
@@ -55,17 +55,27 @@ def test_the_learned_margin_slows_the_pace_of_bookings(limiter: Limiter) -> None
     assert second - first == -(-(1_000_000 + spread + 12_500) // 5)
 
 
-def test_a_429_doubles_the_margin_once_and_calm_answers_narrow_it_slowly(limiter: Limiter) -> None:
-    limiter.observe(0.002)
+def test_a_429_widens_the_margin_once_and_calm_answers_narrow_it_slowly(limiter: Limiter) -> None:
+    for _ in range(10):
+        limiter.observe(0.002)
     limiter.pause(1.0)
-    limiter.pause(1.0)  # another request of the same burst: no second doubling
-    assert limiter.snapshot()["margin_ms"] == 50
+    limiter.pause(1.0)  # another request of the same burst: no second widening
+    assert limiter.snapshot()["margin_ms"] == 37.5
     for _ in range(DECAY_EVERY):
         margin = limiter.observe(0.002)
-    assert margin == 50_000 - DECAY_STEP_US
+    assert margin == 37_500 - DECAY_STEP_US
     for _ in range(DECAY_EVERY * 10):
         margin = limiter.observe(0.002)
     assert margin == 25_000  # back to the floor, never below
+
+
+def test_before_any_round_trip_is_known_bookings_are_paced_at_the_ceiling(
+    limiter: Limiter,
+) -> None:
+    _, first, _ = limiter.book("realtime", NO_POINTS, "a")
+    _, second, _ = limiter.book("realtime", NO_POINTS, "b")
+    assert second - first == (1_000_000 + 500_000) // 5
+    assert limiter.snapshot()["margin_ms"] == 500
 
 
 def test_the_margin_never_exceeds_its_ceiling(

@@ -40,5 +40,8 @@ if calm >= decay_every then
   redis.call('HSET', KEYS[2], 'calm', 0)
 end
 local margin = math.min(ceiling, math.max(floor, spread + math.floor(floor / 2), aimd))
+if n < 5 and aimd == 0 then
+  margin = ceiling  -- not learned yet: slow start (acquire.lua paces at the ceiling too)
+end
 redis.call('HSET', KEYS[2], 'margin_us', margin, 'spread_us', spread, 'aimd_us', aimd)
 return margin

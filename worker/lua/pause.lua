@@ -1,5 +1,5 @@
 -- A 429 was seen: stop booking permits on this limiter key until now + pause, for everyone,
--- count it, and widen the margin at once (multiplicative increase, once per pause: the
+-- count it, and widen the margin by half at once (multiplicative increase, once per pause: the
 -- other requests that were in flight meet the same 429 and must not double it again).
 -- KEYS[1] pause string   KEYS[2] stats hash   KEYS[3] margin hash
 -- ARGV: pause µs, floor µs, ceiling µs. Returns the resume time (µs, server clock).
@@ -14,7 +14,7 @@ local resume = now + pause
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current <= now then
   local margin = tonumber(redis.call('HGET', KEYS[3], 'margin_us') or floor)
-  local wider = math.min(ceiling, math.max(margin, floor) * 2)
+  local wider = math.min(ceiling, math.floor(math.max(margin, floor) * 1.5))
   redis.call('HSET', KEYS[3], 'aimd_us', wider, 'margin_us', wider, 'calm', 0)
 end
 if resume > current then

@@ -1,9 +1,9 @@
 """Enqueueing an input of any size all-or-nothing: stage its jobs, then commit them at once.
 
 Jobs are written as they are read, a chunk at a time, to a staging area of their own (see
-``keys.batch``) that no worker reads: an entry per job with kombu's message for its queue,
-its idempotency key and record fields, and its payload. ``commit_batch.lua`` then makes all of
-them visible in one step. A refused or failed input is discarded; a producer killed midway
+``keys.batch``) that no worker reads: an entry per job (its queue, idempotency key and record
+fields), its payload, and kombu's message for its queue. ``commit_batch.lua`` then makes all
+of them visible in one step. A refused or failed input is discarded; a producer killed midway
 leaves a staging area that expires ``STAGING_TTL`` seconds after its last chunk.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -41,6 +42,15 @@ class StagingExpired(RuntimeError):
 
 class CommitUncertain(Exception):
     """The connection broke while Redis ran (or not) the commit."""
+
+
+@dataclass
+class Staged:
+    """One chunk's new jobs, as they are written to the staging area."""
+
+    entries: list[str] = field(default_factory=list)  # JSON, in input order
+    payloads: dict[str, str] = field(default_factory=dict)  # job id -> payload
+    messages: dict[str, str] = field(default_factory=dict)  # job id -> kombu's message
 
 
 class Batch:
@@ -84,8 +94,7 @@ class Batch:
         if not pending or self.problems:
             return
         known = self._lookup(pending)
-        entries: list[str] = []
-        payloads: dict[str, str] = {}
+        staged = Staged()
         now = time.time()
         for kind, payload, name in pending:
             key = keys.idempotency(name) if name else None
@@ -94,9 +103,9 @@ class Batch:
             if owner or stored:
                 self._answer_known(kind, payload, name, owner or str(stored))
             else:
-                self._stage(kind, payload, key, now, entries, payloads)
-        if entries and not self.problems:
-            self._write(entries, payloads)
+                self._stage(kind, payload, key, now, staged)
+        if staged.entries and not self.problems:
+            self._write(staged)
 
     def _lookup(self, pending: list[Job]) -> dict[str, str]:
         """What Redis holds for the keys of ``pending`` (not yet claimed by this input)."""
@@ -125,16 +134,16 @@ class Batch:
         payload: dict[str, Any],
         key: str | None,
         now: float,
-        entries: list[str],
-        payloads: dict[str, str],
+        staged: Staged,
     ) -> None:
         job_id = uuid.uuid4().hex
         fields = jobstore.new_fields(kind.name, kind.lane, payload, now)
-        payloads[job_id] = str(fields.pop("payload"))
+        staged.payloads[job_id] = str(fields.pop("payload"))
         del fields["state"]  # set by the commit: queued, or delayed
         [(command, (queue, body))] = self.builder.commands(kind.task_name, job_id, kind.lane)
         if command != "lpush":
             raise RuntimeError(f"kombu published with {command}, not lpush: cannot stage it")
+        staged.messages[job_id] = body
         entry = {
             "id": job_id,
             "pos": len(self.answer) + 1,
@@ -143,24 +152,27 @@ class Batch:
             "key": key or "",
             "value": f"{job_id} {fingerprint(payload)}" if key else "",
             "queue": queue,
-            "body": body,
             "due": "" if self.not_before is None else f"{self.not_before:.6f}",
         }
-        entries.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+        staged.entries.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
         if kind.dedupe_by_body and key:
             self._claimed[key] = job_id
         self.answer.append(job_id)
 
-    def _write(self, entries: list[str], payloads: dict[str, str]) -> None:
+    def _write(self, staged: Staged) -> None:
         # Not a transaction: the staging area is invisible until the commit, and an EXEC
         # here would only stand for the one the commit's lost reply is recognised by.
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.rpush(keys.batch(self.id), *entries)
-            pipe.hset(keys.batch_payloads(self.id), mapping=payloads)  # type: ignore[arg-type]
-            pipe.expire(keys.batch(self.id), self.ttl)
-            pipe.expire(keys.batch_payloads(self.id), self.ttl)
+            pipe.rpush(keys.batch(self.id), *staged.entries)
+            pipe.hset(keys.batch_payloads(self.id), mapping=staged.payloads)  # type: ignore[arg-type]
+            pipe.hset(keys.batch_messages(self.id), mapping=staged.messages)  # type: ignore[arg-type]
+            for key in self._staging_keys():
+                pipe.expire(key, self.ttl)
             pipe.execute()
-        self.staged += len(entries)
+        self.staged += len(staged.entries)
+
+    def _staging_keys(self) -> list[str]:
+        return [keys.batch(self.id), keys.batch_payloads(self.id), keys.batch_messages(self.id)]
 
     def commit(self) -> Enqueued:
         """Make every staged job visible at once; the input's job ids, in order.
@@ -176,8 +188,7 @@ class Batch:
             with self.client.pipeline(transaction=True) as pipe:
                 script(pipe, "commit_batch")(
                     keys=[
-                        keys.batch(self.id),
-                        keys.batch_payloads(self.id),
+                        *self._staging_keys(),
                         keys.STATS,
                         keys.DELAYED,
                         keys.batch_receipt(self.id),
@@ -215,7 +226,7 @@ class Batch:
 
     def discard(self) -> None:
         """Remove the staging area (freed in the background: UNLINK)."""
-        self.client.unlink(keys.batch(self.id), keys.batch_payloads(self.id))
+        self.client.unlink(*self._staging_keys())
 
 
 def reused_for_another(position: int, name: str, owner: str) -> Problem:

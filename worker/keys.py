@@ -89,13 +89,18 @@ def job(job_id: str) -> str:
 
 def batch(batch_id: str) -> str:
     """List of the jobs one producer staged (JSON, one a job), seen by no worker until
-    ``commit_batch.lua`` makes them visible; ``:payloads`` hash of their bodies (job id ->
-    payload), ``:receipt`` what the commit did (set when it ran). Staging keys expire."""
+    ``commit_batch.lua`` makes them visible; ``:payloads`` hash of their bodies and
+    ``:messages`` of their queue messages (job id -> text); ``:receipt`` what the commit did
+    (set when it ran). Staging keys expire."""
     return f"{PREFIX}:batch:{batch_id}"
 
 
 def batch_payloads(batch_id: str) -> str:
     return f"{batch(batch_id)}:payloads"
+
+
+def batch_messages(batch_id: str) -> str:
+    return f"{batch(batch_id)}:messages"
 
 
 def batch_receipt(batch_id: str) -> str:

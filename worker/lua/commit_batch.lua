@@ -1,9 +1,10 @@
 -- Make the jobs a producer staged visible, all in one step: each job's record, its idempotency
 -- key, its message on its queue (or its place in the delay set), and the per-state counters.
--- KEYS[1] staged jobs (list, one JSON entry a job)   KEYS[2] staged payloads (hash, id -> payload)
--- KEYS[3] stats hash   KEYS[4] delay zset   KEYS[5] receipt of this commit
+-- KEYS[1] staged jobs (list, one JSON entry a job)   KEYS[2] their payloads (hash, id -> text)
+-- KEYS[3] their messages (hash, id -> kombu's message)   KEYS[4] stats hash   KEYS[5] delay zset
+-- KEYS[6] receipt of this commit
 -- An entry: {id, pos, record = job hash key, fields = {name, value, ...}, key = idempotency
--- key or '', value = 'id fingerprint', queue, body = kombu's message, due = unix time or ''}.
+-- key or '', value = 'id fingerprint', queue, due = unix time or ''}.
 -- Returns {'ok', dropped id, id that holds its key, ...}: a job whose key another producer
 -- took meanwhile (for the same body) is dropped; {'conflict', pos, key, job id, ...} when a key
 -- was taken for another body, or {'missing'} when the staging area expired: then nothing is
@@ -31,8 +32,11 @@ local function owner_of(stored)
   return string.sub(stored, 1, space - 1), string.sub(stored, space + 1)
 end
 
-if redis.call('LLEN', KEYS[1]) ~= staged or redis.call('HLEN', KEYS[2]) ~= staged then
-  return {'missing'}
+for i = 1, 3 do
+  local size = redis.call(i == 1 and 'LLEN' or 'HLEN', KEYS[i])
+  if size ~= staged then
+    return {'missing'}
+  end
 end
 
 local dropped, conflicts = {}, {'conflict'}
@@ -72,17 +76,17 @@ each_job(function(job)
   local state = 'queued'
   if job.due ~= '' and tonumber(job.due) > now then
     state = 'delayed'
-    redis.call('ZADD', KEYS[4], job.due, job.id)
+    redis.call('ZADD', KEYS[5], job.due, job.id)
   else
-    redis.call('LPUSH', job.queue, job.body)
+    redis.call('LPUSH', job.queue, redis.call('HGET', KEYS[3], job.id))
   end
   local payload = redis.call('HGET', KEYS[2], job.id)
   redis.call('HSET', job.record, 'payload', payload, 'state', state, unpack(job.fields))
   counts[state] = (counts[state] or 0) + 1
 end)
 for state, count in pairs(counts) do
-  redis.call('HINCRBY', KEYS[3], state, count)
+  redis.call('HINCRBY', KEYS[4], state, count)
 end
-redis.call('UNLINK', KEYS[1], KEYS[2])
-redis.call('SET', KEYS[5], table.concat(reply, ' '), 'EX', receipt_ttl)
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SET', KEYS[6], table.concat(reply, ' '), 'EX', receipt_ttl)
 return reply

@@ -11,12 +11,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import memory
 from benchmarks.capacity import permits_per_second
 from benchmarks.scenarios import bulk_with_callbacks, rate_limited_callbacks
 from benchmarks.stack import stack
 
-FULL = {"callbacks": 300, "leads": 20_000, "priority_callbacks": 50, "capacity_seconds": 3.0}
-SMALL = {"callbacks": 30, "leads": 2_000, "priority_callbacks": 10, "capacity_seconds": 1.0}
+FULL = {
+    "callbacks": 300,
+    "leads": 20_000,
+    "priority_callbacks": 50,
+    "capacity_seconds": 3.0,
+    "memory_leads": memory.FULL_LEADS,
+}
+SMALL = {
+    "callbacks": 30,
+    "leads": 2_000,
+    "priority_callbacks": 10,
+    "capacity_seconds": 1.0,
+    "memory_leads": memory.SMALL_LEADS,
+}
 
 
 def machine() -> dict[str, Any]:
@@ -50,6 +63,7 @@ def run(size: dict[str, Any]) -> dict[str, Any]:
         results["b"] = bulk_with_callbacks(running, size["leads"], 0)
         results["c"] = bulk_with_callbacks(running, size["leads"], size["priority_callbacks"])
         results["d"] = permits_per_second(running.redis_server.url, 4, size["capacity_seconds"])
+    results["f"] = memory.measure(size["memory_leads"])  # its own Redis, no workers
     return results
 
 
@@ -72,6 +86,7 @@ def table(r: dict[str, Any]) -> str:
         f"| d) limiter capacity, 4 processes | ctq {d['ctq_permits_per_s']:,} permits/s; "
         f"`limits` MovingWindowRateLimiter {d['limits_moving_window_per_s']:,} hits/s; "
         f"plain Redis PING {d['redis_ping_per_s']:,}/s | ≥ 20,000 permits/s |",
+        *memory.rows(r["f"]),
     ]
     m = r["machine"]
     rows.append(

@@ -77,8 +77,6 @@ class Batch:
         self.answer = Enqueued()
         self.staged = 0
         self._pending: list[Job] = []
-        # Keys of kinds deduplicated by body may repeat within an input: key -> its job id.
-        self._claimed: dict[str, str] = {}
 
     def add(self, job: Job) -> None:
         """Take the next job of the input (written once a chunk is full)."""
@@ -98,33 +96,30 @@ class Batch:
         now = time.time()
         for kind, payload, name in pending:
             key = keys.idempotency(name) if name else None
-            owner = self._claimed.get(key) if key else None
             stored = known.get(key) if key else None
-            if owner or stored:
-                self._answer_known(kind, payload, name, owner or str(stored))
+            if stored:
+                self._answer_known(payload, str(name), stored)
             else:
+                # A key repeated within the input (identical callbacks) is staged again:
+                # the commit keeps the first job of each key and answers it for the others.
                 self._stage(kind, payload, key, now, staged)
         if staged.entries and not self.problems:
             self._write(staged)
 
     def _lookup(self, pending: list[Job]) -> dict[str, str]:
-        """What Redis holds for the keys of ``pending`` (not yet claimed by this input)."""
-        wanted = list({keys.idempotency(n) for _, _, n in pending if n} - self._claimed.keys())
+        """What Redis holds for the keys of ``pending``."""
+        wanted = list({keys.idempotency(n) for _, _, n in pending if n})
         if not wanted:
             return {}
         values: list[str | None] = self.client.mget(wanted)  # type: ignore[assignment]
         return {k: v for k, v in zip(wanted, values, strict=True) if v}
 
-    def _answer_known(
-        self, kind: JobKind, payload: dict[str, Any], name: str | None, stored: str
-    ) -> None:
+    def _answer_known(self, payload: dict[str, Any], name: str, stored: str) -> None:
         """A job whose key is taken: the first job's id in its place, unless that job's body
         was another one (then the input is refused)."""
         owner, _, digest = stored.partition(" ")
         if digest and digest != fingerprint(payload):
-            self.problems.add(reused_for_another(len(self.answer) + 1, str(name), owner))
-        if kind.dedupe_by_body and name:
-            self._claimed[keys.idempotency(name)] = owner
+            self.problems.add(reused_for_another(len(self.answer) + 1, name, owner))
         self.answer.append(owner)
         self.answer.reused += 1
 
@@ -155,8 +150,6 @@ class Batch:
             "due": "" if self.not_before is None else f"{self.not_before:.6f}",
         }
         staged.entries.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
-        if kind.dedupe_by_body and key:
-            self._claimed[key] = job_id
         self.answer.append(job_id)
 
     def _write(self, staged: Staged) -> None:

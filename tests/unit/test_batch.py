@@ -153,6 +153,15 @@ def test_identical_callbacks_in_different_chunks_are_one_job(
     assert real_redis.llen(keys.REALTIME) == 229 and jobstore.counts(real_redis)["queued"] == 229
 
 
+def test_a_key_given_twice_in_one_input_is_one_job(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    body = KINDS["pool-update"].model.model_validate(pool_update(1))
+    job_ids = producer.enqueue(KINDS["pool-update"], [body, body], ["order-1", "order-1"])
+    assert job_ids[0] == job_ids[1] and job_ids.reused == 1
+    assert real_redis.llen(keys.REALTIME) == 1 and len(real_redis.keys("ctq:job:*")) == 1  # type: ignore[arg-type]
+
+
 def lines_then(count: int, meanwhile: Any) -> Iterator[str]:
     """``count`` pool-update lines; ``meanwhile()`` runs once all are read (before the
     commit) as another producer would."""

@@ -5,10 +5,11 @@
 -- KEYS[6] receipt of this commit
 -- An entry: {id, pos, record = job hash key, fields = {name, value, ...}, key = idempotency
 -- key or '', value = 'id fingerprint', queue, due = unix time or ''}.
--- Returns {'ok', dropped id, id that holds its key, ...}: a job whose key another producer
--- took meanwhile (for the same body) is dropped; {'conflict', pos, key, job id, ...} when a key
--- was taken for another body, or {'missing'} when the staging area expired: then nothing is
--- written. Every check comes before the first write, so the script never stops half-way.
+-- Returns {'ok', dropped id, id that holds its key, ...}: a job whose key is held already (by
+-- another producer's job meanwhile, for the same body, or by an earlier job of this batch) is
+-- dropped. Returns {'conflict', pos, key, job id, ...} when a key was taken for another body,
+-- or {'missing'} when the staging area expired: then nothing is written. Every check comes
+-- before the first write, so the script never stops half-way.
 local staged = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
@@ -39,12 +40,9 @@ for i = 1, 3 do
   end
 end
 
-local dropped, conflicts = {}, {'conflict'}
+local conflicts = {'conflict'}
 each_job(function(job)
-  if job.key == '' then
-    return
-  end
-  local stored = redis.call('GET', job.key)
+  local stored = job.key ~= '' and redis.call('GET', job.key)
   if not stored then
     return
   end
@@ -54,8 +52,6 @@ each_job(function(job)
     table.insert(conflicts, job.pos)
     table.insert(conflicts, job.key)
     table.insert(conflicts, owner)
-  else
-    dropped[job.id] = owner
   end
 end)
 if #conflicts > 1 then
@@ -64,13 +60,13 @@ end
 
 local counts, reply = {}, {'ok'}
 each_job(function(job)
-  local owner = dropped[job.id]
-  if owner then
-    table.insert(reply, job.id)
-    table.insert(reply, owner)
-    return
-  end
   if job.key ~= '' then
+    local stored = redis.call('GET', job.key)
+    if stored then
+      table.insert(reply, job.id)
+      table.insert(reply, (owner_of(stored)))
+      return
+    end
     redis.call('SET', job.key, job.value, 'EX', window)
   end
   local state = 'queued'

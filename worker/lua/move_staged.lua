@@ -3,7 +3,7 @@
 -- ARGV: leads the producer pushed. Returns the leads staged now, or -1 (nothing moved) when
 -- the producer's list expired.
 -- An empty target takes the list whole (RENAME, O(1)); otherwise the leads are appended a page
--- at a time, and Redis serves nobody else until all of them are: about 1 s per million leads.
+-- at a time, and Redis serves nobody else until all of them are: about 1.4 s per million leads.
 local pushed = tonumber(ARGV[1])
 
 local PAGE = 1000 -- below Lua's limit on unpack()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import memory
 from benchmarks.capacity import permits_per_second
 from benchmarks.scenarios import (
     bulk_with_callbacks,
@@ -19,8 +20,20 @@ from benchmarks.scenarios import (
 )
 from benchmarks.stack import stack
 
-FULL = {"callbacks": 300, "leads": 20_000, "priority_callbacks": 50, "capacity_seconds": 3.0}
-SMALL = {"callbacks": 30, "leads": 2_000, "priority_callbacks": 10, "capacity_seconds": 1.0}
+FULL = {
+    "callbacks": 300,
+    "leads": 20_000,
+    "priority_callbacks": 50,
+    "capacity_seconds": 3.0,
+    "memory_leads": memory.FULL_LEADS,
+}
+SMALL = {
+    "callbacks": 30,
+    "leads": 2_000,
+    "priority_callbacks": 10,
+    "capacity_seconds": 1.0,
+    "memory_leads": memory.SMALL_LEADS,
+}
 
 
 def machine() -> dict[str, Any]:
@@ -57,6 +70,7 @@ def run(size: dict[str, Any]) -> dict[str, Any]:
         results["e"] = [
             callbacks_under_latency(running, size["callbacks"], jitter) for jitter in (0.05, 0.15)
         ]
+    results["f"] = memory.measure(size["memory_leads"])  # its own Redis, no workers
     return results
 
 
@@ -86,6 +100,7 @@ def table(r: dict[str, Any]) -> str:
             f"{e['utilization']} (bound W/(W+J) {e['bound']}), {e['http_429']} × 429 "
             f"({e['share_429']:.1%}), {e['seconds']} s | ≤ 0.5 % 429, ≥ 0.97 × bound |"
         )
+    rows += memory.rows(r["f"])
     m = r["machine"]
     rows.append(
         f"\nMeasured {r['when']} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "

@@ -36,11 +36,14 @@ def redis_client(settings: Settings) -> redis.Redis:
     return client
 
 
-def report_refusal(problems: Sequence[object], nothing_was: str) -> int:
-    """Print every problem, one a line, and the verdict on stderr; the exit status for it."""
+def report_refusal(problems: Sequence[object], nothing_was: str, more: int = 0) -> int:
+    """Print every problem, one a line (and how many more were only counted), and the verdict
+    on stderr; the exit status for it."""
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"refused: {len(problems)} problem(s); nothing was {nothing_was}", file=sys.stderr)
+    if more:
+        print(f"and {more} more problem(s)", file=sys.stderr)
+    print(f"refused: {len(problems) + more} problem(s); nothing was {nothing_was}", file=sys.stderr)
     return INVALID_INPUT
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
+from typing import BinaryIO
 
-from cli.common import INVALID_INPUT, REDIS_UNAVAILABLE, CommandError, report_refusal
+from cli.common import FAILED, INVALID_INPUT, REDIS_UNAVAILABLE, CommandError, report_refusal
 from config import Settings
+from tasks.batch import StagingExpired
 from tasks.producer import Producer, QueueUnavailable
 from tasks.registry import ENQUEUE_KINDS
-from tasks.validation import JobValidationError
+from tasks.validation import JobValidationError, split_lines
 
 HELP = """Validate jobs and enqueue them, all or nothing.
 
@@ -26,6 +30,10 @@ identical line of an input is its own job), so running the same input again with
 window enqueues nothing twice: safe after an exit 3 that could not tell whether Redis took
 the jobs. To enqueue the same content again on purpose within the window (e.g. switching a
 pool number back), give a new --idempotency-key.
+
+The input is read line by line (a file of any size), its jobs are written to Redis as they
+are read where no worker sees them, and made visible all at once when the last line is in.
+Problems are listed for the whole input; past the first 1000 they are only counted.
 
 Exit status: 0 enqueued; 2 invalid input (one line per problem, `line N: field.path: reason`,
 nothing enqueued); 3 Redis unreachable (nothing enqueued).
@@ -57,18 +65,32 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def read_input(args: argparse.Namespace) -> str:
+@contextmanager
+def input_lines(args: argparse.Namespace) -> Iterator[Iterable[str | bytes]]:
+    """The lines of the JSON argument, of --file PATH, or of stdin (-): files are read one
+    line at a time, as bytes (ending at "\\n" only; decoded line by line)."""
     if (args.json is None) == (args.file is None):
         raise CommandError("give either a JSON argument or --file PATH|-", INVALID_INPUT)
     if args.json is not None:
-        return str(args.json)
+        yield split_lines(str(args.json))
+        return
     if args.file == "-":
-        return sys.stdin.read()
+        yield _read(sys.stdin.buffer, "stdin")
+        return
+    with ExitStack() as stack:
+        try:
+            handle = stack.enter_context(open(args.file, "rb"))
+        except OSError as exc:
+            raise CommandError(f"cannot read {args.file}: {exc.strerror}", INVALID_INPUT) from None
+        yield _read(handle, args.file)
+
+
+def _read(handle: BinaryIO, name: str) -> Iterator[bytes]:
+    # A read error is the input's fault, not Redis': it must not pass for an outage.
     try:
-        with open(args.file, encoding="utf-8") as handle:
-            return handle.read()
+        yield from handle
     except OSError as exc:
-        raise CommandError(f"cannot read {args.file}: {exc.strerror}", INVALID_INPUT) from None
+        raise CommandError(f"cannot read {name}: {exc.strerror}", INVALID_INPUT) from None
 
 
 def _timestamp(when: datetime | None, settings: Settings) -> float | None:
@@ -78,21 +100,23 @@ def _timestamp(when: datetime | None, settings: Settings) -> float | None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    text = read_input(args)
-    producer = Producer(settings)
-    try:
-        job_ids = producer.from_json_lines(
-            args.kind,
-            text,
-            idempotency_key=args.idempotency_key,
-            not_before=_timestamp(args.at, settings),
-        )
-    except JobValidationError as exc:
-        return report_refusal(exc.problems, "enqueued")
-    except QueueUnavailable as exc:
-        raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
-    finally:
-        producer.close()
+    with input_lines(args) as lines:
+        producer = Producer(settings)
+        try:
+            job_ids = producer.from_json_lines(
+                args.kind,
+                lines,
+                idempotency_key=args.idempotency_key,
+                not_before=_timestamp(args.at, settings),
+            )
+        except JobValidationError as exc:
+            return report_refusal(exc.problems, "enqueued", exc.more)
+        except QueueUnavailable as exc:
+            raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
+        except StagingExpired as exc:
+            raise CommandError(f"{exc}; nothing was enqueued", FAILED) from None
+        finally:
+            producer.close()
     for job_id in job_ids:
         print(job_id)
     if getattr(job_ids, "reused", 0):

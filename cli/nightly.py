@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import REDIS_UNAVAILABLE, CommandError, print_json, report_refusal
-from cli.enqueue import read_input
+from cli.common import FAILED, REDIS_UNAVAILABLE, CommandError, print_json, report_refusal
+from cli.enqueue import input_lines
 from config import Settings
 from scheduler.nightly import send_staged
+from tasks.batch import StagingExpired
 from tasks.producer import Producer, QueueUnavailable
-from tasks.validation import JobValidationError, parse_json_lines
+from tasks.validation import JobValidationError
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -17,7 +18,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "stage",
         help="stage lead comments for the nightly run",
         description="Validate leads (JSONL, one lead per line, as for `ctq enqueue comment`) "
-        "and stage them, all or nothing, for the nightly run at CTQ_NIGHTLY_AT.",
+        "and stage them, all or nothing, for the nightly run at CTQ_NIGHTLY_AT. The input is "
+        "read line by line and its leads pushed to Redis as they are read, then moved onto "
+        "the staging list in one step (onto a non-empty list, Redis serves nothing else "
+        "meanwhile: about 1.4 s per million leads).",
     )
     stage.add_argument("kind", choices=["comment"])
     stage.add_argument("json", nargs="?", help="one lead as a JSON object")
@@ -33,16 +37,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_stage(args: argparse.Namespace, settings: Settings) -> int:
-    text = read_input(args)
-    producer = Producer(settings)
-    try:
-        staged = producer.stage_comments(value for _, value in parse_json_lines(text))
-    except JobValidationError as exc:
-        return report_refusal(exc.problems, "staged")
-    except QueueUnavailable as exc:
-        raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
-    finally:
-        producer.close()
+    with input_lines(args) as lines:
+        producer = Producer(settings)
+        try:
+            staged = producer.stage_comment_lines(lines)
+        except JobValidationError as exc:
+            return report_refusal(exc.problems, "staged", exc.more)
+        except QueueUnavailable as exc:
+            raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
+        except StagingExpired as exc:
+            raise CommandError(f"{exc}; nothing was staged", FAILED) from None
+        finally:
+            producer.close()
     print(
         f"{staged} lead(s) staged for the nightly run at {settings.nightly_at} {settings.timezone}"
     )

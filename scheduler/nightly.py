@@ -11,9 +11,10 @@ from typing import Any
 
 import redis
 
+from tasks.jobstream import pack_leads
 from tasks.models import CommentLead
 from tasks.models.comment import MAX_LEADS_PER_REQUEST
-from tasks.producer import Producer, pack_leads
+from tasks.producer import Producer
 from tasks.registry import KINDS
 from worker import keys
 from worker.keys import BULK

@@ -7,13 +7,9 @@ job_ids = producer.comments(leads)          # packed 100 leads per request
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
+import contextlib
 import uuid
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from functools import partial
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -22,18 +18,14 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import OutOfMemoryError
 
 from config import Settings
+from tasks.batch import Batch, CommitUncertain, Enqueued
+from tasks.jobstream import Job, auto_key, callback_kind, comment_jobs, jobs_of, keyed
 from tasks.kind import JobKind
-from tasks.models import CommentJob, CommentLead
-from tasks.models.comment import MAX_LEADS_PER_REQUEST
+from tasks.models import CommentLead
 from tasks.models.common import ApiModel
 from tasks.registry import KINDS
-from tasks.validation import (
-    JobValidationError,
-    Problem,
-    parse_json_lines,
-    validate,
-    validate_all,
-)
+from tasks.staging import LeadStaging
+from tasks.validation import Problems, json_lines, split_lines, validate
 from worker import delays, jobstore, keys
 from worker.messages import MessageBuilder
 from worker.outage import TRANSIENT, ride_out
@@ -45,26 +37,11 @@ class QueueUnavailable(RuntimeError):
     """Redis could not be reached, or is full; nothing was enqueued."""
 
 
-# How long a producer tries to learn whether a transaction whose reply was lost ran.
+# How long a producer tries to learn whether a commit whose reply was lost ran.
 CONFIRM_SECONDS = 10.0
 
 # Redis away, full (noeviction at maxmemory), or a read-only replica during a failover.
 UNAVAILABLE = (*TRANSIENT, OperationalError, OSError)
-
-
-class Enqueued(list[str]):
-    """The job ids of an input, in order; ``reused`` of them were enqueued before (the same
-    idempotency key within CTQ_IDEMPOTENCY_WINDOW) and are not enqueued again."""
-
-    reused: int = 0
-
-
-class _CommitUncertain(Exception):
-    """The connection broke while Redis ran (or not) the enqueue transaction."""
-
-    def __init__(self, probe_job: str, job_ids: Enqueued) -> None:
-        super().__init__(probe_job)
-        self.probe_job, self.job_ids = probe_job, job_ids
 
 
 def unavailable(exc: Exception, nothing_was: str = "enqueued") -> QueueUnavailable:
@@ -119,34 +96,29 @@ class Producer:
         self, leads: Iterable[dict[str, Any] | CommentLead], *, idempotency_key: str | None = None
     ) -> list[str]:
         """Enqueue leads to comment, packed up to 100 per request; one job id per request.
-        With a key, request N of this input is known as ``KEY:N``."""
-        valid = validate_all(CommentLead, enumerate(leads, start=1))
-        jobs = [(KINDS["comment"], body) for body in pack_leads(valid)]
-        return self.enqueue_jobs(jobs, numbered(idempotency_key, len(jobs)))
+        With a key, request N of this input is known as ``KEY:N``. ``leads`` is read one at
+        a time: it may be a generator over an input of any size."""
+        problems = Problems()
+        jobs = comment_jobs(enumerate(leads, start=1), problems)
+        return self._enqueue(keyed(jobs, idempotency_key, derive=False), problems)
 
     def from_json_lines(
         self,
         kind_name: str,
-        text: str,
+        text: str | Iterable[str | bytes],
         *,
         idempotency_key: str | None = None,
         not_before: float | None = None,
     ) -> Enqueued:
-        """Enqueue JSONL input (one job per line; one lead per line for comments). With a
-        key, the job of line (or request) N is known as ``KEY:N``; without one, each job's key
-        is derived from its content, so running the same input again within the window
-        enqueues nothing twice (e.g. after Redis went away before confirming the first run)."""
-        items = parse_json_lines(text)
-        if kind_name == "comment":
-            bodies = pack_leads(validate_all(CommentLead, items))
-            jobs: list[tuple[JobKind, ApiModel]] = [(KINDS["comment"], b) for b in bodies]
-        elif kind_name == "callback":
-            jobs = validate_callbacks(items)
-        else:
-            kind = KINDS[kind_name]
-            jobs = [(kind, body) for body in validate_all(kind.model, items)]
-        names = numbered(idempotency_key, len(jobs)) or derived_keys(jobs)
-        return self.enqueue_jobs(jobs, names, not_before)
+        """Enqueue JSONL input (one job per line; one lead per line for comments): a text, or
+        its lines (an open file: read line by line, never whole). With a key, the job of
+        line (or request) N is known as ``KEY:N``; without one, each job's key is derived
+        from its content, so running the same input again within the window enqueues
+        nothing twice (e.g. after Redis went away before confirming the first run)."""
+        problems = Problems()
+        lines = split_lines(text) if isinstance(text, str) else text
+        jobs = jobs_of(kind_name, json_lines(lines, problems), problems)
+        return self._enqueue(keyed(jobs, idempotency_key, derive=True), problems, not_before)
 
     def enqueue(
         self,
@@ -165,105 +137,71 @@ class Producer:
         idempotency_keys: Sequence[str | None] | None = None,
         not_before: float | None = None,
     ) -> Enqueued:
-        """Write the job records and their queue messages in one Redis transaction.
+        """Enqueue validated jobs, all or nothing.
 
         A job whose idempotency key was used within CTQ_IDEMPOTENCY_WINDOW is not enqueued
         again: its place in the answer holds the first job's id (a key used for a different
         payload is refused). Callbacks without a key get one from their body. With
         ``not_before`` (unix time) the jobs wait in the durable delay set until then.
-
-        If the connection breaks while Redis runs the transaction, the producer asks Redis
-        again whether it ran, so "nothing was enqueued" is only said when it is true.
         """
-        payloads = [body.model_dump(mode="json", exclude_none=True) for _, body in jobs]
         names = list(idempotency_keys or [None] * len(jobs))
-        names = [
-            name or (auto_key(kind.name, payload) if kind.dedupe_by_body else None)
-            for name, (kind, _), payload in zip(names, jobs, payloads, strict=True)
-        ]
-        items = [
-            (kind, payload, name)
-            for (kind, _), payload, name in zip(jobs, payloads, names, strict=True)
-        ]
+        items = (
+            (kind, payload, name or (auto_key(kind.name, payload) if kind.dedupe_by_body else None))
+            for (kind, payload), name in zip(api_bodies(jobs), names, strict=True)
+        )
+        return self._enqueue(items, Problems(), not_before)
+
+    def _enqueue(
+        self, jobs: Iterable[Job], problems: Problems, not_before: float | None = None
+    ) -> Enqueued:
+        """Stage ``jobs`` as they come, then commit them all at once (see ``tasks.batch``).
+
+        If the connection breaks while Redis runs the commit, the producer asks Redis again
+        whether it ran, so "nothing was enqueued" is only said when it is true.
+        """
         try:
             builder = MessageBuilder(self.app)
             try:
-                return self._write(items, builder, not_before)
+                batch = Batch(
+                    self.redis,
+                    builder,
+                    problems,
+                    window=self.settings.idempotency_window,
+                    not_before=not_before,
+                )
+                return self._stage_and_commit(batch, jobs)
             finally:
                 builder.close()
-        except _CommitUncertain as uncertain:
-            return self._confirm(uncertain)
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
 
-    def _confirm(self, uncertain: _CommitUncertain) -> Enqueued:
-        """Did the transaction whose reply was lost run? Its first new job's record says."""
+    def _stage_and_commit(self, batch: Batch, jobs: Iterable[Job]) -> Enqueued:
+        try:
+            for job in jobs:
+                batch.add(job)
+            return batch.commit()
+        except CommitUncertain as uncertain:
+            return self._confirm(batch, uncertain)
+        except BaseException:
+            discard_quietly(batch.discard)
+            raise
+
+    def _confirm(self, batch: Batch, uncertain: CommitUncertain) -> Enqueued:
+        """Did the commit whose reply was lost run? Its receipt in Redis says."""
         cause = uncertain.__cause__ if isinstance(uncertain.__cause__, Exception) else uncertain
         try:
-            ran = ride_out(
-                partial(self.redis.exists, keys.job(uncertain.probe_job)),
-                within=CONFIRM_SECONDS,
-                what="confirming an enqueue",
-            )
+            ran = ride_out(batch.confirm, within=CONFIRM_SECONDS, what="confirming an enqueue")
         except UNAVAILABLE:
             raise QueueUnavailable(
-                f"Redis went away while committing {len(uncertain.job_ids)} job(s) ({cause}) "
+                f"Redis went away while committing {len(batch.answer)} job(s) ({cause}) "
                 "and could not be asked whether they were enqueued. Running the same input "
                 "again is safe: jobs already enqueued are recognised by their idempotency keys "
                 "and not enqueued twice"
             ) from cause
-        if not ran:
+        if ran is None:
+            discard_quietly(batch.discard)
             raise unavailable(cause)
-        return uncertain.job_ids
-
-    def _write(
-        self, items: list[Job], builder: MessageBuilder, not_before: float | None
-    ) -> Enqueued:
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    return self._write_once(pipe, items, builder, not_before)
-                except redis.WatchError:
-                    continue  # another producer used one of the keys meanwhile: look again
-
-    def _write_once(
-        self,
-        pipe: redis.client.Pipeline,
-        items: list[Job],
-        builder: MessageBuilder,
-        not_before: float | None,
-    ) -> Enqueued:
-        watched = sorted({keys.idempotency(name) for _, _, name in items if name})
-        known: dict[str, str] = {}
-        if watched:
-            pipe.watch(*watched)
-            known = {k: str(v) for k, v in zip(watched, pipe.mget(watched), strict=True) if v}
-        reused_payload_of_another(items, known)
-        now = time.time()
-        job_ids, new = Enqueued(), []
-        pipe.multi()
-        for kind, payload, name in items:
-            key = keys.idempotency(name) if name else None
-            if key and key in known:
-                job_ids.append(known[key].split(" ")[0])
-                job_ids.reused += 1
-                continue
-            job_id = uuid.uuid4().hex
-            job_ids.append(job_id)
-            new.append(job_id)
-            if key:
-                known[key] = f"{job_id} {fingerprint(payload)}"
-                pipe.set(key, known[key], ex=self.settings.idempotency_window)
-            self.add_job(pipe, builder, kind, payload, now, not_before, job_id)
-        try:
-            pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError, redis.WatchError) as exc:
-            # redis-py reports a connection lost while keys were watched as a WatchError.
-            lost = exc.__context__ if isinstance(exc, redis.WatchError) else exc
-            if new and isinstance(lost, redis.ConnectionError | redis.TimeoutError):
-                raise _CommitUncertain(new[0], job_ids) from lost  # the reply is lost
-            raise
-        return job_ids
+        return ran
 
     def add_job(
         self,
@@ -290,98 +228,62 @@ class Producer:
 
     def stage_comments(self, leads: Iterable[dict[str, Any] | CommentLead]) -> int:
         """Validate leads and stage them for the nightly run, all or nothing; return how many
-        leads are staged now."""
-        valid = validate_all(CommentLead, enumerate(leads, start=1))
-        lines = [lead.model_dump_json(exclude_none=True) for lead in valid]
+        leads are staged now. ``leads`` is read one at a time (lead N is line N)."""
+        return self._stage(enumerate(leads, start=1), Problems())
+
+    def stage_comment_lines(self, text: str | Iterable[str | bytes]) -> int:
+        """``stage_comments`` for JSONL input (a text, or its lines: an open file)."""
+        problems = Problems()
+        lines = split_lines(text) if isinstance(text, str) else text
+        return self._stage(json_lines(lines, problems), problems)
+
+    def _stage(self, items: Iterable[tuple[int, Any]], problems: Problems) -> int:
+        staging = LeadStaging(self.redis)
         try:
-            with self.redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(keys.STAGED_COMMENTS, *lines)
-                return int(pipe.execute()[0])
+            try:
+                staging.read(items, problems)
+                problems.raise_if_any()
+            except BaseException:
+                discard_quietly(staging.discard)
+                raise
+            return self._move(staging)
         except UNAVAILABLE as exc:
             raise unavailable(exc, "staged") from exc
+
+    def _move(self, staging: LeadStaging) -> int:
+        """Move the validated leads; after a lost reply, ask whether the move ran."""
+        try:
+            return staging.move()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            try:
+                moved = ride_out(staging.moved, within=CONFIRM_SECONDS, what="confirming a staging")
+            except UNAVAILABLE:
+                raise QueueUnavailable(
+                    f"Redis went away while staging {staging.pushed} lead(s) ({exc}) and could "
+                    "not be asked whether they were staged: see `ctq status` (staged leads) "
+                    "before staging them again"
+                ) from exc
+            if moved:
+                return int(self.redis.llen(keys.STAGED_COMMENTS))  # type: ignore[arg-type]
+            discard_quietly(staging.discard)
+            raise unavailable(exc, "staged") from exc
+        except BaseException:
+            discard_quietly(staging.discard)
+            raise
 
     def close(self) -> None:
         self.redis.close()
 
 
-Job = tuple[JobKind, dict[str, Any], str | None]  # kind, API body, idempotency key
-
-
-def callback_kind(data: dict[str, Any] | ApiModel) -> JobKind:
-    """Calltouch's callback kind, or Pozvonim's when the body says ``"provider": "pozvonim"``."""
-    provider = data.get("provider") if isinstance(data, dict) else getattr(data, "provider", None)
-    return KINDS["pozvonim-call"] if provider == "pozvonim" else KINDS["callback"]
-
-
-def validate_callbacks(items: list[tuple[int, Any]]) -> list[tuple[JobKind, ApiModel]]:
-    """Each line against its provider's model; every problem of every line, or the jobs."""
-    jobs: list[tuple[JobKind, ApiModel]] = []
-    problems: list[Problem] = []
-    for line, data in items:
-        kind = callback_kind(data) if isinstance(data, dict) else KINDS["callback"]
-        try:
-            jobs.append((kind, validate(kind.model, data, line)))
-        except JobValidationError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise JobValidationError(problems)
-    return jobs
-
-
-def numbered(key: str | None, count: int) -> list[str | None] | None:
-    """One key for one job; ``KEY:1`` … ``KEY:N`` for several."""
-    if key is None:
-        return None
-    return [key] if count == 1 else [f"{key}:{n}" for n in range(1, count + 1)]
-
-
-def fingerprint(payload: dict[str, Any]) -> str:
-    """A hash of a job's body, independent of key order."""
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def auto_key(kind: str, payload: dict[str, Any]) -> str:
-    """The default idempotency key of a callback: its kind and a hash of its body."""
-    return f"auto:{kind}:{fingerprint(payload)}"
-
-
-def derived_keys(jobs: Sequence[tuple[JobKind, ApiModel]]) -> list[str | None]:
-    """Keys for the jobs of an input, from their content: the N-th job with the same body in
-    this input is ``input:KIND:HASH:N``, so identical lines stay separate jobs while the same
-    input sent again maps onto the same keys. Kinds deduplicated by body keep their own key."""
-    seen: Counter[str] = Counter()
-    names: list[str | None] = []
+def api_bodies(
+    jobs: Iterable[tuple[JobKind, ApiModel]],
+) -> Iterator[tuple[JobKind, dict[str, Any]]]:
+    """Each job's body as the API receives it."""
     for kind, body in jobs:
-        if kind.dedupe_by_body:
-            names.append(None)
-            continue
-        digest = fingerprint(body.model_dump(mode="json", exclude_none=True))
-        seen[digest] += 1
-        names.append(f"input:{kind.name}:{digest}:{seen[digest]}")
-    return names
+        yield kind, body.model_dump(mode="json", exclude_none=True)
 
 
-def reused_payload_of_another(items: Sequence[Job], known: dict[str, str]) -> None:
-    """Refuse a key that was used within the window for a different body (as Stripe does):
-    answering with the other job's id would hide that this body was never enqueued."""
-    problems = []
-    for line, (_, payload, name) in enumerate(items, start=1):
-        stored = known.get(keys.idempotency(name)) if name else None
-        if stored and " " in stored and stored.split(" ")[1] != fingerprint(payload):
-            problems.append(
-                Problem(
-                    line,
-                    "(idempotency key)",
-                    f"{name!r} was used within CTQ_IDEMPOTENCY_WINDOW for a different payload "
-                    f"(job {stored.split(' ')[0]}); use a new key for a new job",
-                )
-            )
-    if problems:
-        raise JobValidationError(problems)
-
-
-def pack_leads(leads: Sequence[CommentLead]) -> list[CommentJob]:
-    """Leads in input order, up to 100 per request."""
-    step = MAX_LEADS_PER_REQUEST
-    return [CommentJob(comments=list(leads[i : i + step])) for i in range(0, len(leads), step)]
+def discard_quietly(discard: Callable[[], None]) -> None:
+    """Clean up after a failed input; if Redis is away, its TTL does it later."""
+    with contextlib.suppress(*UNAVAILABLE):
+        discard()

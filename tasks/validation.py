@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+
+# Problems kept (and printed) per input; the rest are only counted, so that a bad file of a
+# million lines cannot fill memory with its reasons.
+PROBLEMS_KEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -25,11 +29,41 @@ class Problem:
 
 
 class JobValidationError(ValueError):
-    """The input was refused; nothing from it was enqueued."""
+    """The input was refused; nothing from it was enqueued. ``more`` problems were found
+    beyond those listed in ``problems``."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], more: int = 0) -> None:
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        self.more = more
+        lines = [str(p) for p in problems] + ([f"and {more} more problem(s)"] if more else [])
+        super().__init__("\n".join(lines))
+
+
+class Problems:
+    """The problems of one input as it is read: the first ``keep`` kept, the rest counted."""
+
+    def __init__(self, keep: int = PROBLEMS_KEPT) -> None:
+        self.kept: list[Problem] = []
+        self.more = 0
+        self.keep = keep
+
+    def add(self, problem: Problem) -> None:
+        if len(self.kept) < self.keep:
+            self.kept.append(problem)
+        else:
+            self.more += 1
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.add(problem)
+
+    def __bool__(self) -> bool:
+        return bool(self.kept) or self.more > 0
+
+    def raise_if_any(self) -> None:
+        """Refuse the input if it had any problem."""
+        if self:
+            raise JobValidationError(self.kept, self.more)
 
 
 def field_path(loc: Iterable[int | str]) -> str:
@@ -66,23 +100,56 @@ def validate_all(model: type[M], items: Iterable[tuple[int, Any]]) -> list[M]:
     return valid
 
 
-def parse_json_lines(text: str) -> list[tuple[int, Any]]:
-    """JSONL (blank lines skipped) → ``(line, value)``; bad JSON is a problem of its line."""
-    items: list[tuple[int, Any]] = []
-    problems: list[Problem] = []
-    # Lines end at "\n" only: str.splitlines() would also split inside valid JSON strings
-    # that hold U+2028, U+0085 and other Unicode line breaks.
-    for number, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
+def valid_items(
+    model: type[M], items: Iterable[tuple[int, Any]], problems: Problems
+) -> Iterator[tuple[int, M]]:
+    """Each valid ``(line, data)`` as it comes; the problems of the others go to ``problems``."""
+    for line, data in items:
         try:
-            items.append((number, json.loads(raw)))
+            yield line, validate(model, data, line)
+        except JobValidationError as exc:
+            problems.extend(exc.problems)
+
+
+def split_lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one at a time, as ``text.split("\\n")`` gives them (no copy of
+    the whole text). Lines end at "\\n" only: ``str.splitlines()`` would also split inside
+    valid JSON strings that hold U+2028, U+0085 and other Unicode line breaks."""
+    start = 0
+    while (end := text.find("\n", start)) != -1:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
+def json_lines(lines: Iterable[str | bytes], problems: Problems) -> Iterator[tuple[int, Any]]:
+    """JSONL read line by line (blank lines skipped) → ``(line, value)``. Bytes are decoded as
+    UTF-8; bad UTF-8 or JSON is a problem of its line, and so is an input with no line."""
+    found = False
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            found = True
+            problems.add(Problem(number, "(input)", f"not valid UTF-8 at byte {exc.start + 1}"))
+            continue
+        text = text.removesuffix("\n").removesuffix("\r")
+        if not text.strip():
+            continue
+        found = True
+        try:
+            yield number, json.loads(text)
         except json.JSONDecodeError as exc:
-            problems.append(
+            problems.add(
                 Problem(number, "(json)", f"not valid JSON: {exc.msg} at column {exc.colno}")
             )
-    if problems:
-        raise JobValidationError(problems)
-    if not items:
-        raise JobValidationError([Problem(1, "(input)", "no jobs: the input is empty")])
+    if not found:
+        problems.add(Problem(1, "(input)", "no jobs: the input is empty"))
+
+
+def parse_json_lines(text: str) -> list[tuple[int, Any]]:
+    """JSONL (blank lines skipped) → ``(line, value)``; bad JSON is a problem of its line."""
+    problems = Problems()
+    items = list(json_lines(split_lines(text), problems))
+    problems.raise_if_any()
     return items

@@ -88,3 +88,29 @@ def lease(job_id: str) -> str:
 def job(job_id: str) -> str:
     """Hash holding one job: payload, state, attempts, last outcome, results."""
     return f"{PREFIX}:job:{job_id}"
+
+
+def batch(batch_id: str) -> str:
+    """List of the jobs one producer staged (JSON, one a job), seen by no worker until
+    ``commit_batch.lua`` makes them visible; ``:payloads`` hash of their bodies and
+    ``:messages`` of their queue messages (job id -> text); ``:receipt`` what the commit did
+    (set when it ran). Staging keys expire."""
+    return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_payloads(batch_id: str) -> str:
+    return f"{batch(batch_id)}:payloads"
+
+
+def batch_messages(batch_id: str) -> str:
+    return f"{batch(batch_id)}:messages"
+
+
+def batch_receipt(batch_id: str) -> str:
+    return f"{batch(batch_id)}:receipt"
+
+
+def staging_comments(batch_id: str) -> str:
+    """List of the leads (JSON) one ``stage_comments`` call has validated so far; moved onto
+    ``STAGED_COMMENTS`` in one step when the whole input is valid. Expires."""
+    return f"{PREFIX}:staging:comment:{batch_id}"

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     allow_eviction: bool = Field(False, validation_alias="CTQ_ALLOW_EVICTION")
+    sentinel_master: str = Field("mymaster", validation_alias="CTQ_SENTINEL_MASTER")
     data_dir: Path = Field(Path(".ctq"), validation_alias="CTQ_DATA_DIR")
 
     calltouch_api_url: str = Field("https://api.calltouch.ru", validation_alias="CALLTOUCH_API_URL")

@@ -23,6 +23,7 @@ from tasks.producer import Producer
 from tasks.registry import KINDS
 from worker import jobstore, keys
 from worker.messages import MessageBuilder
+from worker.transactions import transact
 
 ACTIVE, PAUSED, CANCELLED = "active", "paused", "cancelled"
 
@@ -136,42 +137,39 @@ def _release(
 ) -> int:
     limiter, item = per_phone
     key = keys.campaign(campaign.name)
-    with producer.redis.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(key, f"{key}:rows")
-                tokens, tick = (float(v or 0) for v in pipe.hmget(key, "tokens", "tick"))  # type: ignore[union-attr]
-                stamp = now.timestamp()
-                # A token bucket: per_minute a minute, at most one minute's worth at once.
-                earned = max(0.0, stamp - tick) * campaign.per_minute / 60
-                tokens = min(campaign.per_minute, tokens + earned)
-                take = int(tokens) if tokens >= 1 else 0
-                rows = [str(r) for r in pipe.lrange(f"{key}:rows", 0, take - 1)] if take else []  # type: ignore[union-attr]
-                ready: list[str] = []
-                later: list[str] = []
-                phones: list[str] = []
-                for row in rows:
-                    phone = json.loads(row)["phone"]
-                    free = phone not in phones and limiter.test(item, "campaign-phone", phone)
-                    (ready if free else later).append(row)
-                    phones += [phone] if free else []
-                pipe.multi()
-                pipe.ltrim(f"{key}:rows", len(rows), -1)
-                if later:
-                    pipe.rpush(f"{key}:rows", *later)
-                for row in ready:
-                    job_id = producer.add_job(
-                        pipe, builder, KINDS["callback"], json.loads(row), stamp
-                    )
-                    pipe.rpush(f"{key}:jobs", job_id)
-                pipe.hset(key, mapping={"tokens": tokens - len(rows), "tick": stamp})
-                pipe.hincrby(key, "released", len(ready))
-                pipe.execute()
-                for phone in phones:  # only once the rows really left: a retry spends nothing
-                    limiter.hit(item, "campaign-phone", phone)
-                return len(ready)
-            except redis.WatchError:
-                continue
+
+    def take(pipe: redis.client.Pipeline) -> tuple[int, list[str]]:
+        tokens, tick = (float(v or 0) for v in pipe.hmget(key, "tokens", "tick"))  # type: ignore[union-attr]
+        stamp = now.timestamp()
+        # A token bucket: per_minute a minute, at most one minute's worth at once.
+        earned = max(0.0, stamp - tick) * campaign.per_minute / 60
+        tokens = min(campaign.per_minute, tokens + earned)
+        take = int(tokens) if tokens >= 1 else 0
+        rows = [str(r) for r in pipe.lrange(f"{key}:rows", 0, take - 1)] if take else []  # type: ignore[union-attr]
+        ready: list[str] = []
+        later: list[str] = []
+        phones: list[str] = []
+        for row in rows:
+            phone = json.loads(row)["phone"]
+            free = phone not in phones and limiter.test(item, "campaign-phone", phone)
+            (ready if free else later).append(row)
+            phones += [phone] if free else []
+        pipe.multi()
+        pipe.ltrim(f"{key}:rows", len(rows), -1)
+        if later:
+            pipe.rpush(f"{key}:rows", *later)
+        for row in ready:
+            job_id = producer.add_job(pipe, builder, KINDS["callback"], json.loads(row), stamp)
+            pipe.rpush(f"{key}:jobs", job_id)
+        pipe.hset(key, mapping={"tokens": tokens - len(rows), "tick": stamp})
+        pipe.hincrby(key, "released", len(ready))
+        return len(ready), phones
+
+    # Taken again from the start if the campaign changes meanwhile (WATCH).
+    released, phones = transact(producer.redis, take, key, f"{key}:rows")
+    for phone in phones:  # only once the rows really left: a retry spends nothing
+        limiter.hit(item, "campaign-phone", phone)
+    return int(released)
 
 
 def status(client: redis.Redis, name: str, now: datetime) -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import redis
 
 from tasks.registry import KINDS
 from worker import jobstore, keys
 from worker.jobstore import TERMINAL, State
 from worker.messages import MessageBuilder
+from worker.transactions import transact
 
 
 def move_due(client: redis.Redis, builder: MessageBuilder, now: float, batch: int = 500) -> int:
@@ -18,25 +21,30 @@ def move_due(client: redis.Redis, builder: MessageBuilder, now: float, batch: in
     """
     moved = 0
     while True:
-        with client.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(keys.DELAYED)
-                due: list[str] = pipe.zrangebyscore(keys.DELAYED, "-inf", now, 0, batch)  # type: ignore[assignment]
-                if not due:
-                    return moved
-                records = [pipe.hmget(keys.job(job_id), "kind", "state") for job_id in due]
-                pipe.multi()
-                for job_id, (kind_name, state) in zip(due, records, strict=True):
-                    pipe.zrem(keys.DELAYED, job_id)
-                    kind = KINDS.get(str(kind_name))
-                    if kind is None or state in TERMINAL:  # expired, purged, or finished
-                        continue
-                    for name, args in builder.commands(kind.task_name, job_id, kind.lane):
-                        getattr(pipe, name)(*args)
-                    # Not when it was parked behind another worker's lease: that one runs it.
-                    if state in (State.DELAYED, State.PAUSED):
-                        jobstore.transition(pipe, job_id, State.QUEUED, now=now)
-                pipe.execute()
-                moved += len(due)
-            except redis.WatchError:
-                continue
+        count = transact(
+            client, partial(_move_batch, builder=builder, now=now, batch=batch), keys.DELAYED
+        )
+        if not count:
+            return moved
+        moved += count
+
+
+def _move_batch(
+    pipe: redis.client.Pipeline, builder: MessageBuilder, now: float, batch: int
+) -> int:
+    due: list[str] = pipe.zrangebyscore(keys.DELAYED, "-inf", now, 0, batch)  # type: ignore[assignment]
+    if not due:
+        return 0
+    records = [pipe.hmget(keys.job(job_id), "kind", "state") for job_id in due]
+    pipe.multi()
+    for job_id, (kind_name, state) in zip(due, records, strict=True):
+        pipe.zrem(keys.DELAYED, job_id)
+        kind = KINDS.get(str(kind_name))
+        if kind is None or state in TERMINAL:  # expired, purged, or finished
+            continue
+        for name, args in builder.commands(kind.task_name, job_id, kind.lane):
+            getattr(pipe, name)(*args)
+        # Not when it was parked behind another worker's lease: that one runs it.
+        if state in (State.DELAYED, State.PAUSED):
+            jobstore.transition(pipe, job_id, State.QUEUED, now=now)
+    return len(due)

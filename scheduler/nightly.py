@@ -20,6 +20,7 @@ from worker import keys
 from worker.keys import BULK
 from worker.ledger import Ledger, day_of
 from worker.messages import MessageBuilder
+from worker.transactions import transact
 
 
 @dataclass
@@ -57,12 +58,12 @@ def send_staged(producer: Producer) -> NightlyResult:
     affordable = requests_affordable(producer)
     builder = MessageBuilder(producer.app)
     try:
-        with producer.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    return _take(producer, pipe, builder, affordable)
-                except redis.WatchError:
-                    continue  # leads were staged meanwhile: take again
+        # Taken again from the start if leads are staged meanwhile (WATCH).
+        return transact(
+            producer.redis,
+            lambda pipe: _take(producer, pipe, builder, affordable),
+            keys.STAGED_COMMENTS,
+        )
     finally:
         builder.close()
 
@@ -73,7 +74,6 @@ def _take(
     builder: MessageBuilder,
     affordable: int | None,
 ) -> NightlyResult:
-    pipe.watch(keys.STAGED_COMMENTS)
     staged = int(pipe.llen(keys.STAGED_COMMENTS))  # type: ignore[arg-type]
     take = staged if affordable is None else min(staged, affordable * MAX_LEADS_PER_REQUEST)
     raw: list[str] = pipe.lrange(keys.STAGED_COMMENTS, 0, take - 1) if take else []  # type: ignore[assignment]
@@ -84,7 +84,6 @@ def _take(
     for body in bodies:
         payload = body.model_dump(mode="json", exclude_none=True)
         producer.add_job(pipe, builder, KINDS["comment"], payload, now)
-    pipe.execute()
     return NightlyResult(leads=take, requests=len(bodies), left_staged=staged - take)
 
 

@@ -59,6 +59,8 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
             # (kombu's default polls round robin, so a callback waited behind bulk messages):
             # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
             "queue_order_strategy": "priority",
+            # With REDIS_URL=sentinel://..., the group whose primary the sentinels name.
+            "master_name": settings.sentinel_master,
         },
         broker_connection_retry_on_startup=True,
         # Redis full (OOM under noeviction) or a read-only replica after a failover are

@@ -63,6 +63,7 @@ class ComeBack:
 
     delay: float
     why: str = "the limiter's next slot is further ahead than a worker waits"
+    give_way: bool = False  # a bulk job steps aside for a waiting callback
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ class Limiter:
             if status == POINTS_SPENT:
                 return None
             if status == YIELD:
-                return ComeBack(0.0, "a callback is waiting for a worker: this bulk job gave way")
+                return ComeBack(0.0, "a callback was waiting for a worker: gave way", give_way=True)
             if status == BOOKED and slot <= now:
                 return Permit(member, slot, claim)
             delay = (slot - now) / 1_000_000

@@ -7,22 +7,26 @@ fetched again 10 minutes before it expires, or once after an authentication erro
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 import redis
 import requests
 from pydantic import SecretStr
+from redis.exceptions import LockError
 
 from config import Settings
 from worker import keys
 from worker.calltouch import pooled_session
 from worker.outcome import Verdict
 from worker.pozvonim_sign import http_build_query, ksorted, sign, token_sign
+from worker.transactions import transact
 
 TOKEN_LIFETIME = 4 * 3600
 RENEW_BEFORE = 600
-FETCH_LOCK_MS = 10_000
+# The token-fetch lock lives this much longer than the token request can take.
+FETCH_SLACK_SECONDS = 5.0
 
 
 class PozvonimClient:
@@ -45,6 +49,7 @@ class PozvonimClient:
         self.redis = client
         self.token_key = keys.pozvonim_token(uid, egress_ip)
         self.timeout = (connect_timeout, read_timeout)
+        self._fetch_seconds = connect_timeout + read_timeout + FETCH_SLACK_SECONDS
         self.session = pooled_session()
         self._used: str | None = None
         self._fresh = False
@@ -86,29 +91,33 @@ class PozvonimClient:
         forgotten and the request should be sent again (once) with a new one."""
         if verdict.key not in ("http_401", "http_403") or self._fresh or self._used is None:
             return False
-        with self.redis.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(self.token_key)
-                if pipe.get(self.token_key) == self._used:
-                    pipe.multi()
-                    pipe.delete(self.token_key)
-                    pipe.execute()
-            except redis.WatchError:
-                pass  # someone renewed it meanwhile
+
+        def forget(pipe: redis.client.Pipeline) -> None:
+            if pipe.get(self.token_key) == self._used:  # not if another worker renewed it
+                pipe.multi()
+                pipe.delete(self.token_key)
+
+        transact(self.redis, forget, self.token_key)
         return True
 
     def _token(self) -> str | requests.Response | requests.RequestException:
-        deadline = time.monotonic() + FETCH_LOCK_MS / 1000
+        # One worker fetches while the others wait; the lock outlives the request it guards
+        # and only its holder releases it.
+        fetching = self.redis.lock(
+            f"{self.token_key}:fetching", timeout=self._fetch_seconds, thread_local=False
+        )
+        deadline = time.monotonic() + self._fetch_seconds
         while True:
             cached = self.redis.get(self.token_key)
             if cached:
                 self._used, self._fresh = str(cached), False
                 return self._used
-            if self.redis.set(f"{self.token_key}:fetching", "1", nx=True, px=FETCH_LOCK_MS):
+            if fetching.acquire(blocking=False):
                 try:
                     return self._fetch()
                 finally:
-                    self.redis.delete(f"{self.token_key}:fetching")
+                    with contextlib.suppress(LockError):  # it lapsed: not ours to release
+                        fetching.release()
             if time.monotonic() > deadline:
                 return requests.Timeout("waited too long for another worker's token request")
             time.sleep(0.05)

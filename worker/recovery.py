@@ -24,6 +24,7 @@ import redis
 from tasks.registry import KINDS
 from worker import keys
 from worker.jobstore import State
+from worker.transactions import transact
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ def recover_stalled(client: redis.Redis, now: float, grace: float) -> int:
     tags = client.zrangebyscore(keys.KOMBU_UNACKED_INDEX, "-inf", now - grace)
     restored = 0
     for tag in tags:  # type: ignore[union-attr]
-        restore: Any = partial(_restore, tag=str(tag))  # returns how many it put back
-        restored += int(client.transaction(restore, keys.KOMBU_UNACKED, value_from_callable=True))  # type: ignore[arg-type]
+        restored += transact(client, partial(_restore, tag=str(tag)), keys.KOMBU_UNACKED)
     return restored
 
 

@@ -1,10 +1,20 @@
-"""Where Redis is: ``REDIS_URL`` when set, else the embedded server in ``CTQ_DATA_DIR``."""
+"""Where Redis is: ``REDIS_URL`` when set, else the embedded server in ``CTQ_DATA_DIR``.
+
+``REDIS_URL`` may name Redis Sentinels instead of one server, in kombu's own notation:
+``sentinel://host1:26379;sentinel://host2:26379;sentinel://host3:26379/0``, the group in
+CTQ_SENTINEL_MASTER. Celery (kombu's Sentinel transport) and ctq's own client then both ask
+the sentinels for the current primary, and find the new one after a failover.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from config import Settings
 from worker import embedded_redis
@@ -31,12 +41,32 @@ def connect(settings: Settings, url: str | None = None, *, resend: bool = True) 
     a transaction again that may already have run (a lost reply), and enqueue it twice. The
     producer asks Redis what happened instead.
     """
-    extra = {} if resend else {"retry": Retry(NoBackoff(), 0)}
-    return redis.Redis.from_url(
-        url or redis_url(settings),
-        decode_responses=True,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-        **extra,  # type: ignore[arg-type]
-    )
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 30,
+    }
+    if not resend:
+        options["retry"] = Retry(NoBackoff(), 0)
+    url = url or redis_url(settings)
+    if is_sentinel(url):
+        nodes, db = sentinel_nodes(url)
+        sentinels = Sentinel(nodes, socket_timeout=5, socket_connect_timeout=5)
+        return sentinels.master_for(settings.sentinel_master, db=db, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def is_sentinel(url: str) -> bool:
+    return url.startswith("sentinel://")
+
+
+def sentinel_nodes(url: str) -> tuple[list[tuple[str, int]], int]:
+    """``sentinel://h1:26379;sentinel://h2:26380/0`` → ([(h1, 26379), (h2, 26380)], 0)."""
+    nodes, db = [], 0
+    for part in url.split(";"):
+        parsed = urlsplit(part)
+        nodes.append((parsed.hostname or "127.0.0.1", parsed.port or 26379))
+        if parsed.path.strip("/"):
+            db = int(parsed.path.strip("/"))
+    return nodes, db

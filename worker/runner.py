@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # What a run that lost its lease before sending returns: the job runs in another worker.
 TAKEN_OVER = State.RUNNING
+# What a bulk job returns when it gives its process to a waiting callback (see ``execute``).
+GAVE_WAY = "gave-way"
 
 
 def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
@@ -40,7 +42,7 @@ def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
     """
     rt = runtime_of(app)
     try:
-        return run_job(rt, kind, job_id)
+        state = run_job(rt, kind, job_id)
     except redis.RedisError as exc:
         log.warning("job %s: Redis error, message requeued: %s", job_id, exc)
         time.sleep(1.0)  # do not spin while Redis is away
@@ -59,6 +61,11 @@ def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
             }
             records.dead_letter(rt, job, failure, job.attempts, count_attempt=False)
         return State.DEAD
+    if state == GAVE_WAY:
+        # kombu's own requeue: the message goes back on its queue, and this process is free
+        # for the callback waiting for one.
+        raise Reject("a callback is waiting: this bulk job gave way", requeue=True)
+    return state
 
 
 def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
@@ -187,6 +194,12 @@ class JobRun:
 
     def _not_sent(self, why: ComeBack | None) -> str:
         rt, job = self.rt, self.job
+        if isinstance(why, ComeBack) and why.give_way:
+            last = {"outcome": "retry", "reason": "limiter", "http_status": None, "code": None}
+            jobstore.transition(
+                rt.redis, job.id, State.QUEUED, now=rt.clock(), last={**last, "message": why.why}
+            )
+            return GAVE_WAY
         if why is None:
             return records.park(
                 rt, job, rt.ledger.reset_at(), "points budget spent", reason="points"

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     timezone: str = Field("Europe/Moscow", validation_alias="CTQ_TIMEZONE")
     limiter: Literal["shared", "celery-native"] = Field("shared", validation_alias="CTQ_LIMITER")
     limiter_margin_ms: float = Field(25.0, ge=0, validation_alias="CTQ_LIMITER_MARGIN_MS")
-    limiter_margin_max_ms: float = Field(500.0, ge=0, validation_alias="CTQ_LIMITER_MARGIN_MAX_MS")
+    limiter_margin_max_ms: float = Field(300.0, ge=0, validation_alias="CTQ_LIMITER_MARGIN_MAX_MS")
     points_reserve: float = Field(0.1, ge=0, le=1, validation_alias="CTQ_POINTS_RESERVE")
     point_costs: dict[str, int] = Field(
         {"comment": 1, "callback": 1, "pool-update": 1}, validation_alias="CTQ_POINT_COSTS"

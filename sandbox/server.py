@@ -61,6 +61,9 @@ class Sandbox:
         self.pozvonim_window = SlidingWindow(rate)
         self.faults = faults or FaultPlan()
         self.callback_minutes = True  # POST /_sandbox/account {"callback_minutes": false}
+        # POST /_sandbox/account {"answer": {"status": 403, "code": 403}}: every request gets
+        # that error (a revoked token, an undocumented "points spent"); {"answer": null} ends it.
+        self.forced: tuple[int, int] | None = None
         self.requests: list[dict[str, Any]] = []
         self.statuses: Counter[int] = Counter()
         self.lock = threading.Lock()
@@ -90,6 +93,9 @@ class Sandbox:
             body = None
         if not isinstance(body, dict):
             return responses.api_error(1, "JSON syntax error or empty request")
+        if self.forced is not None:
+            status, code = self.forced
+            return responses.api_error(code, "forced by the sandbox", status)
         fault = self.faults.draw()
         if fault == "drop":
             return DROP, None
@@ -147,8 +153,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.sandbox.latency = (float(bounds["min"]), float(bounds["max"]))
             return self._send(200, bounds)
         if self.path == "/_sandbox/account":
-            self.server.sandbox.callback_minutes = bool(json.loads(raw)["callback_minutes"])
-            return self._send(200, {"callback_minutes": self.server.sandbox.callback_minutes})
+            account, sandbox = json.loads(raw), self.server.sandbox
+            if "callback_minutes" in account:
+                sandbox.callback_minutes = bool(account["callback_minutes"])
+            if "answer" in account:
+                forced = account["answer"]
+                sandbox.forced = (int(forced["status"]), int(forced["code"])) if forced else None
+            return self._send(200, {"callback_minutes": sandbox.callback_minutes})
         headers = {k.lower(): v for k, v in self.headers.items()}
         sandbox = self.server.sandbox
         status, body = sandbox.handle(self.path, headers, raw, self.client_address[0])

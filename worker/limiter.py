@@ -33,9 +33,11 @@ REALTIME_HORIZON_US = 24 * 3600 * 1_000_000
 # trips minus their minimum; after a 429 widened it by half, every 10 calm answers narrow it
 # by 10 ms (a 150 ms margin widened to 225 ms is back in 75 answers: 15 s at 5/s).
 RTT_SAMPLES = 200
-SPREAD_PERCENTILE = 0.99
+SPREAD_PERCENTILE = 0.95
 DECAY_EVERY = 10
 DECAY_STEP_US = 10_000
+# Until 5 round trips are measured, the margin assumes a spread of up to this much.
+SLOW_START_US = 150_000
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class Limiter:
         self.window_us = int(rate.get_expiry() * 1_000_000)
         self.margin_us = int(margin * 1_000_000)  # the floor: the learned margin is never less
         self.margin_max_us = max(self.margin_us, int(margin_max * 1_000_000))
+        self.slow_start_us = min(self.margin_max_us, max(self.margin_us, SLOW_START_US))
         self.sleep = sleep
         self._script = script(client, "acquire")
         self._permits, self._pause = f"{key}:permits", f"{key}:pause"
@@ -140,7 +143,7 @@ class Limiter:
                 claim.hold_us,
                 self.margin_us,
                 int(bulk),
-                self.margin_max_us,
+                self.slow_start_us,
             ],
         )
         return int(status), int(slot), int(now)
@@ -216,6 +219,7 @@ class Limiter:
                 SPREAD_PERCENTILE,
                 DECAY_EVERY,
                 DECAY_STEP_US,
+                self.slow_start_us,
             ],
         )
         return int(margin)  # type: ignore[arg-type]
@@ -233,7 +237,7 @@ class Limiter:
             pipe.get(f"{self.key}:pause")
             pipe.hmget(self._margin, "margin_us", "spread_us")
             in_window, booked_ahead, *waiting, seen_429, paused, learned = pipe.execute()
-        margin_us = max(self.margin_us, int(learned[0] or self.margin_max_us))
+        margin_us = max(self.margin_us, int(learned[0] or self.slow_start_us))
         window_s = self.window_us / 1_000_000
         return {
             "limit": self.limit,

@@ -313,3 +313,32 @@ def test_points_reserved_by_a_killed_worker_come_back_by_themselves(
     # A reservation lapses once its request can no longer be in flight: 1 + 5 + 2 s after its slot.
     wait_for(lambda: points()["reserved"] == 0, timeout=20, interval=0.5)
     assert points()["left"] == 50 - points()["used"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(403, 403), (400, 10099)],
+    ids=["a revoked token whose 403 carries its own code", "an undocumented points-spent code"],
+)
+def test_an_account_wide_error_pauses_the_lane_and_dead_letters_nothing(
+    redis_url: str,
+    sandbox: RunningSandbox,
+    start_worker: StartWorker,
+    start_beat: Callable[..., Any],
+    tmp_path: Path,
+    status: int,
+    code: int,
+) -> None:
+    env = env_for(redis_url, sandbox, tmp_path / "data")
+    answer = {"answer": {"status": status, "code": code}}
+    requests.post(f"{sandbox.url}/_sandbox/account", json=answer, timeout=5)
+    start_beat(env)
+    start_worker(env, "-c", "4")
+    callbacks_file(tmp_path / "calls.jsonl", 20)
+    enqueue_file(env, tmp_path / "calls.jsonl")
+
+    wait_for(lambda: counts(redis_url)["paused"] >= 15, timeout=60)
+    time.sleep(2)  # time for any wrong dead letter to appear
+    assert counts(redis_url)["dead"] == 0
+    assert "PAUSED        site 777 realtime lane: account-level" in run_ctq(["status"], env).stdout
+    assert len(sandbox.received()) <= 8  # the lane stopped at the wall, not 20 requests into it

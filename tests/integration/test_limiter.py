@@ -107,8 +107,8 @@ def test_bulk_alone_is_told_to_come_back_exactly_when_the_next_slot_frees(redis_
     status, first, _ = limiter.book(keys.BULK, clients.NO_POINTS, "b0")
     assert status == BOOKED
     status, come_back, _ = limiter.book(keys.BULK, clients.NO_POINTS, "b1")
-    # Nothing learned yet: slots are paced at the ceiling margin (the limiter's slow start).
-    slow_start = -(-(limiter.window_us + limiter.margin_max_us) // limiter.limit)
+    # Nothing learned yet: slots are paced at the slow-start margin.
+    slow_start = -(-(limiter.window_us + limiter.slow_start_us) // limiter.limit)
     assert (status, come_back) == (COME_BACK, first + slow_start)
     permit = limiter.acquire(keys.BULK, clients.NO_POINTS)
     assert permit and permit.slot_us >= come_back

@@ -96,7 +96,7 @@ def test_a_frozen_worker_sends_nothing_another_worker_took_over(
     os.killpg(victim.process.pid, signal.SIGSTOP)
     try:
         wait_for(lambda: counts(redis_url)["done"] == 16, timeout=60, interval=0.2)
-        time.sleep(max(0.0, 20 - 16 / RATE))  # frozen for about 20 s in all
+        time.sleep(max(0.0, 30 - 16 / RATE))  # frozen for 30 s in all
     finally:
         os.killpg(victim.process.pid, signal.SIGCONT)
     time.sleep(3)  # the frozen processes wake, find their leases gone, and send nothing

@@ -69,13 +69,13 @@ def test_a_429_widens_the_margin_once_and_calm_answers_narrow_it_slowly(limiter:
     assert margin == 25_000  # back to the floor, never below
 
 
-def test_before_any_round_trip_is_known_bookings_are_paced_at_the_ceiling(
+def test_before_any_round_trip_is_known_bookings_are_paced_at_the_slow_start_margin(
     limiter: Limiter,
 ) -> None:
     _, first, _ = limiter.book("realtime", NO_POINTS, "a")
     _, second, _ = limiter.book("realtime", NO_POINTS, "b")
-    assert second - first == (1_000_000 + 500_000) // 5
-    assert limiter.snapshot()["margin_ms"] == 500
+    assert second - first == (1_000_000 + 150_000) // 5
+    assert limiter.snapshot()["margin_ms"] == 150
 
 
 def test_the_margin_never_exceeds_its_ceiling(

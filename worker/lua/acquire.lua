@@ -26,11 +26,11 @@ local points_ttl = tonumber(ARGV[7])
 local hold = tonumber(ARGV[8])
 local floor = tonumber(ARGV[9])
 local yield = tonumber(ARGV[10])
-local ceiling = tonumber(ARGV[11])
+local slow_start = tonumber(ARGV[11])
 
--- Until observe.lua has learned a margin, pace at the ceiling: the first bookings are made
--- before any round trip is known, and the first window is where a guess would meet a 429.
-local margin = math.max(floor, tonumber(redis.call('HGET', KEYS[6], 'margin_us') or ceiling))
+-- Until observe.lua has learned a margin, pace at the slow-start margin: the first bookings
+-- are made before any round trip is known, and the first window is where a guess meets a 429.
+local margin = math.max(floor, tonumber(redis.call('HGET', KEYS[6], 'margin_us') or slow_start))
 local interval = math.ceil((window + margin) / limit)
 local keep = window + margin
 

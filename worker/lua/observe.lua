@@ -7,7 +7,7 @@
 -- permit may be used late (Limiter.lateness_us), the spread comes on top of it.
 -- KEYS[1] round-trip samples list (µs, newest first)   KEYS[2] margin hash
 -- ARGV: sample µs (or -1: no sample), floor µs, ceiling µs, samples kept, percentile (0..1),
---       decay_every, decay_step µs. Returns the margin µs.
+--       decay_every, decay_step µs, slow-start margin µs. Returns the margin µs.
 local sample = tonumber(ARGV[1])
 local floor = tonumber(ARGV[2])
 local ceiling = tonumber(ARGV[3])
@@ -15,6 +15,7 @@ local keep = tonumber(ARGV[4])
 local percentile = tonumber(ARGV[5])
 local decay_every = tonumber(ARGV[6])
 local decay_step = tonumber(ARGV[7])
+local slow_start = tonumber(ARGV[8])
 
 if sample >= 0 then
   redis.call('LPUSH', KEYS[1], sample)
@@ -41,7 +42,7 @@ if calm >= decay_every then
 end
 local margin = math.min(ceiling, math.max(floor, spread + math.floor(floor / 2), aimd))
 if n < 5 and aimd == 0 then
-  margin = ceiling  -- not learned yet: slow start (acquire.lua paces at the ceiling too)
+  margin = slow_start  -- not learned yet (acquire.lua paces at it too)
 end
 redis.call('HSET', KEYS[2], 'margin_us', margin, 'spread_us', spread, 'aimd_us', aimd)
 return margin

@@ -9,10 +9,10 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import BinaryIO
 
-from cli.common import FAILED, INVALID_INPUT, REDIS_UNAVAILABLE, CommandError, report_refusal
+from cli.common import FAILED, INVALID_INPUT, CommandError, report_refusal
 from config import Settings
 from tasks.batch import StagingExpired
-from tasks.producer import Producer, QueueUnavailable
+from tasks.producer import Producer
 from tasks.registry import ENQUEUE_KINDS
 from tasks.validation import JobValidationError, split_lines
 
@@ -111,8 +111,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
         except JobValidationError as exc:
             return report_refusal(exc.problems, "enqueued", exc.more)
-        except QueueUnavailable as exc:
-            raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
         except StagingExpired as exc:
             raise CommandError(f"{exc}; nothing was enqueued", FAILED) from None
         finally:

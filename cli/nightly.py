@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import FAILED, REDIS_UNAVAILABLE, CommandError, print_json, report_refusal
+from cli.common import FAILED, CommandError, print_json, report_refusal
 from cli.enqueue import input_lines
 from config import Settings
 from scheduler.nightly import send_staged
 from tasks.batch import StagingExpired
-from tasks.producer import Producer, QueueUnavailable
+from tasks.producer import Producer
 from tasks.validation import JobValidationError
 
 
@@ -43,8 +43,6 @@ def run_stage(args: argparse.Namespace, settings: Settings) -> int:
             staged = producer.stage_comment_lines(lines)
         except JobValidationError as exc:
             return report_refusal(exc.problems, "staged", exc.more)
-        except QueueUnavailable as exc:
-            raise CommandError(str(exc), REDIS_UNAVAILABLE) from None
         except StagingExpired as exc:
             raise CommandError(f"{exc}; nothing was staged", FAILED) from None
         finally:

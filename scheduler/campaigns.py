@@ -64,16 +64,18 @@ def load(producer: Producer, campaign: Campaign, rows: Iterable[CallbackJob]) ->
         "tick": time.time(),
         "created_at": time.time(),
     }
-    with client.pipeline(transaction=True) as pipe:
-        pipe.watch(keys.campaign(campaign.name))
-        if pipe.exists(keys.campaign(campaign.name)):
+    key = keys.campaign(campaign.name)
+
+    def create(pipe: redis.client.Pipeline) -> None:
+        if pipe.exists(key):
             raise CampaignError(f"campaign {campaign.name!r} exists; cancel it or pick a new name")
         pipe.multi()
-        pipe.hset(keys.campaign(campaign.name), mapping=meta)
+        pipe.hset(key, mapping=meta)
         for start in range(0, len(lines), 10_000):
-            pipe.rpush(f"{keys.campaign(campaign.name)}:rows", *lines[start : start + 10_000])
+            pipe.rpush(f"{key}:rows", *lines[start : start + 10_000])
         pipe.sadd(keys.CAMPAIGNS, campaign.name)
-        pipe.execute()
+
+    transact(client, create, key)  # a load of the same name meanwhile: "exists"
     return len(lines)
 
 

@@ -108,12 +108,6 @@ class Limiter:
         self._rtt, self._margin = f"{key}:rtt", f"{key}:margin"
 
     @property
-    def interval_us(self) -> int:
-        """The pace at the floor margin: any ``limit`` + 1 permits span at least window +
-        margin (the learned margin only ever makes it longer)."""
-        return math.ceil((self.window_us + self.margin_us) / self.limit)
-
-    @property
     def lateness_us(self) -> float:
         """How late after its slot a permit may still be used: half the floor margin (at
         least 1 ms); the learned spread comes on top of it (observe.lua)."""

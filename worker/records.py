@@ -37,13 +37,7 @@ def done(rt: Runtime, kind: JobKind, job: Job, verdict: Verdict) -> str:
 def hold(rt: Runtime, job: Job, breaker: Breaker) -> str:
     """Keep the job, paused, until the breaker of its site and lane closes."""
     now = rt.clock()
-    last = {
-        "outcome": "pause",
-        "reason": "breaker open",
-        "http_status": None,
-        "code": None,
-        "message": f"{job.lane} lane of site {breaker.site} is paused",
-    }
+    last = no_answer("pause", "breaker open", f"{job.lane} lane of site {breaker.site} is paused")
     with rt.redis.pipeline(transaction=True) as pipe:
         breaker.hold(pipe, job.id, now)
         jobstore.transition(pipe, job.id, State.PAUSED, now=now, last=last)
@@ -62,13 +56,7 @@ def park(
     reason: str = "",
 ) -> str:
     """Move the job to the durable delay set until ``due_at``; beat requeues it then."""
-    last = last or {
-        "outcome": "retry",
-        "reason": reason,
-        "http_status": None,
-        "code": None,
-        "message": why,
-    }
+    last = last or no_answer("retry", reason, why)
     with rt.redis.pipeline(transaction=True) as pipe:
         delays.park(pipe, job.id, due_at)
         jobstore.transition(
@@ -77,6 +65,23 @@ def park(
         pipe.execute()
     log.info("job %s parked until %s: %s", job.id, due_at, why)
     return State.DELAYED
+
+
+def requeued(rt: Runtime, job: Job, why: str) -> None:
+    """The job is queued again (its message goes back on its queue: the caller's part)."""
+    last = no_answer("retry", "limiter", why)
+    jobstore.transition(rt.redis, job.id, State.QUEUED, now=rt.clock(), last=last)
+
+
+def no_answer(outcome: str, reason: str, message: str) -> dict[str, Any]:
+    """The ``last`` record of a step that was not an answer of the API."""
+    return {
+        "outcome": outcome,
+        "reason": reason,
+        "http_status": None,
+        "code": None,
+        "message": message,
+    }
 
 
 def dead_letter(

@@ -51,13 +51,10 @@ def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
         log.exception("job %s: internal error; dead-lettered", job_id)
         job = jobstore.load(rt.redis, job_id)
         if job is not None:
+            message = f"{type(exc).__name__}: {exc}"[:500]
             failure = {
+                **records.no_answer("dead", "internal error in ctq", message),
                 "policy": "internal",
-                "reason": "internal error in ctq",
-                "outcome": "dead",
-                "http_status": None,
-                "code": None,
-                "message": f"{type(exc).__name__}: {exc}"[:500],
             }
             records.dead_letter(rt, job, failure, job.attempts, count_attempt=False)
         return State.DEAD
@@ -195,10 +192,7 @@ class JobRun:
     def _not_sent(self, why: ComeBack | None) -> str:
         rt, job = self.rt, self.job
         if isinstance(why, ComeBack) and why.give_way:
-            last = {"outcome": "retry", "reason": "limiter", "http_status": None, "code": None}
-            jobstore.transition(
-                rt.redis, job.id, State.QUEUED, now=rt.clock(), last={**last, "message": why.why}
-            )
+            records.requeued(rt, job, why.why)
             return GAVE_WAY
         if why is None:
             return records.park(

@@ -11,7 +11,7 @@ from kombu import Exchange, Queue
 from config import Settings
 from scheduler.beat import beat_schedule
 from tasks.registry import KINDS, TASK_MODULES
-from worker import keys
+from worker import broker, keys
 from worker.recovery import start_recovering
 from worker.redis_conn import broker_url, connect, redis_url
 from worker.runtime import runtime_of
@@ -28,6 +28,7 @@ def _queue(name: str) -> Queue:
 def create_app(settings: Settings, url: str | None = None) -> Celery:
     """A Celery app bound to ``settings`` (tasks find them through ``worker.runtime``)."""
     url = url or redis_url(settings)
+    broker.install()
     app = Celery("ctq", broker=broker_url(url), set_as_current=True)
     app.conf.update(
         include=[*TASK_MODULES, "scheduler.maintenance"],

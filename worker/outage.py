@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 # Redis away (stopped, restarting, loading its AOF: BusyLoadingError is a ConnectionError),
 # full (maxmemory with noeviction), or a replica during a failover: all pass by themselves.
+# (The same refusals inside a Lua script raise these too: ``worker.scripts``.)
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, OutOfMemoryError, ReadOnlyError)
 
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
+
+# Redis 6 reports a write refused inside a script (a full Redis, a read-only replica) as a
+# generic script error that only quotes the refusal; Redis 7 raises the refusal itself.
+_REFUSALS = (("-OOM ", OutOfMemoryError), ("-READONLY ", ReadOnlyError))
 
 
 @cache
@@ -14,9 +20,23 @@ def _source(name: str) -> str:
     return (resources.files("worker") / "lua" / f"{name}.lua").read_text()
 
 
+class RefusalAwareScript(Script):  # type: ignore[misc]
+    """A script whose refused writes raise ``OutOfMemoryError`` or ``ReadOnlyError`` on every
+    Redis version, so callers wait them out like the same refusal of a plain command."""
+
+    def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        try:
+            return super().__call__(keys, args, client)
+        except redis.ResponseError as exc:
+            for quoted, refusal in _REFUSALS:
+                if quoted in str(exc) and not isinstance(exc, refusal):
+                    raise refusal(str(exc)) from exc
+            raise
+
+
 def script(client: redis.Redis, name: str) -> Script:
     """The registered script ``name`` for ``client`` (one registration per client)."""
     registered: dict[str, Script] = client.__dict__.setdefault("_ctq_scripts", {})
     if name not in registered:
-        registered[name] = client.register_script(_source(name))
+        registered[name] = RefusalAwareScript(client, _source(name))
     return registered[name]

@@ -26,7 +26,7 @@ from tests.integration.test_faults import (
     sent_ok,
 )
 from tests.redis_proxy import RedisProxy
-from worker import keys
+from worker import jobstore, keys
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +108,34 @@ def test_a_full_redis_refuses_enqueues_and_workers_wait_then_resume_sending_each
     assert counts(server.url)["dead"] == 0
 
 
+def test_a_message_taken_as_redis_fills_up_is_kept_and_runs_once_redis_has_room(
+    start_redis: Callable[..., RedisServer],
+    sandbox: RunningSandbox,
+    start_worker: StartWorker,
+    tmp_path: Path,
+) -> None:
+    """kombu takes a message (BRPOP works on a full Redis) and then records it as unacked
+    (refused): the worker must hold on to it rather than drop it."""
+    server = start_redis()
+    env = env_for(server.url, sandbox, tmp_path / "data")
+    client = redis.Redis.from_url(server.url)
+    [job_id] = run_ctq(["enqueue", "callback", CALLBACK], env).stdout.split()
+    client.rename(keys.REALTIME, "aside")  # out of the worker's sight until it waits for work
+    worker = start_worker(env, "-c", "1")
+    time.sleep(1.0)  # the idle worker is blocked in BRPOP
+
+    # One transaction: the message arrives and Redis is full before the worker can record it.
+    with client.pipeline(transaction=True) as pipe:
+        pipe.rpoplpush("aside", keys.REALTIME).config_set("maxmemory", 1).execute()
+    wait_for(lambda: "waiting for Redis to record it" in worker.output(), timeout=30)
+    assert client.llen(keys.REALTIME) == 0 and client.hlen(keys.KOMBU_UNACKED) == 0
+
+    client.config_set("maxmemory", 0)
+    wait_for(lambda: counts(server.url)["done"] == 1, timeout=60)
+    assert sent_ok(sandbox) == Counter(["79991234567"])
+    assert job_id in worker.output() and worker.process.poll() is None
+
+
 @pytest.fixture
 def redis_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[RedisProxy]:
     proxy = RedisProxy(redis_server.port)
@@ -155,3 +183,14 @@ def test_when_redis_cannot_be_asked_the_producer_says_so_and_a_rerun_is_safe(
     again = run_ctq(["enqueue", "pool-update", "--file", str(path)], env)
     assert again.returncode == 0 and len(again.stdout.split()) == 20
     assert real_redis.llen(keys.REALTIME) == 20  # nothing enqueued twice
+
+
+def test_a_script_refused_by_a_full_redis_raises_the_refusal_itself(
+    start_redis: Callable[..., RedisServer],
+) -> None:
+    """Redis 6 wraps a refusal inside a script in a generic error; waiting it out needs it."""
+    client = redis.Redis.from_url(start_redis().url, decode_responses=True)
+    client.hset(keys.job("job-1"), mapping={"state": "queued", "attempts": 0})
+    client.config_set("maxmemory", 1)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        jobstore.transition(client, "job-1", jobstore.State.RUNNING, now=time.time())

@@ -1,0 +1,105 @@
+"""Consuming from Redis without losing the message taken while Redis refuses writes.
+
+kombu's Redis transport takes a message with ``BRPOP`` and only then records it as unacked
+(``QoS.append``: a ZADD and an HSET). ``BRPOP`` still works on a full Redis (maxmemory with
+noeviction) and the record does not, and a reply lost to a dropped connection ends the same
+way: the message has left its queue, is in no unacked set, and kombu drops it when the
+consumer restarts. The job then stays "queued" forever.
+
+ctq's QoS keeps the taken message in memory and records it as soon as Redis accepts writes
+again: the consumer waits (nothing else can be taken meanwhile anyway) instead of restarting.
+Only a worker killed during that wait loses the message it holds; that window is in the
+README. kombu has no option for the QoS class, so ``install`` sets it on kombu's Redis
+channel (the Sentinel channel inherits it) in the worker process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery.worker import state as worker_state
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+
+from worker.outage import TRANSIENT
+
+log = logging.getLogger(__name__)
+
+# How often a held message's record is tried again, and how often the wait is logged.
+RETRY_EVERY = 0.5
+LOG_EVERY = 10.0
+
+
+def _stopping() -> bool:
+    return bool(worker_state.should_stop or worker_state.should_terminate)
+
+
+class RecordingQoS(kombu_redis.QoS):  # type: ignore[misc]
+    """kombu's Redis QoS, except that a message once taken is recorded whatever it takes."""
+
+    sleep = staticmethod(time.sleep)
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        started, last_log = time.monotonic(), float("-inf")
+        while True:
+            try:
+                super().append(message, delivery_tag)  # one MULTI/EXEC: safe to repeat
+                break
+            except TRANSIENT as exc:
+                job = (message.headers or {}).get("id", "?")
+                if _stopping():
+                    log.error(
+                        "job %s: its message was taken from the queue but Redis refuses to "
+                        "record it (%s) and the worker is stopping; enqueue the job again",
+                        job,
+                        exc,
+                    )
+                    raise
+                now = time.monotonic()
+                if now - last_log >= LOG_EVERY:
+                    log.warning(
+                        "job %s: taken from the queue, waiting for Redis to record it (%s)",
+                        job,
+                        exc,
+                    )
+                    last_log = now
+                self.sleep(RETRY_EVERY)
+        if time.monotonic() - started > RETRY_EVERY:
+            log.warning("message of job %s recorded; consuming again", message.headers.get("id"))
+
+    def ack(self, delivery_tag: Any) -> None:
+        # ZREM and HDEL only free memory, so a full Redis runs them, except inside MULTI (as
+        # kombu sends them), where a full Redis refuses every command. The message goes first:
+        # a failure in between leaves an index entry alone, which kombu's sweep drops.
+        with self.channel.conn_or_acquire() as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.hdel(self.unacked_key, delivery_tag).zrem(self.unacked_index_key, delivery_tag)
+            pipe.execute()
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        if not requeue:
+            self.ack(delivery_tag)
+            return
+        try:
+            super().reject(delivery_tag, requeue=True)
+        except TRANSIENT as exc:
+            # It stays among the unacked: ``worker.recovery`` puts it back once Redis takes
+            # writes (its job holds no lease any more), the visibility timeout at the latest.
+            log.warning("message %s left unacked to be put back later (%s)", delivery_tag, exc)
+            virtual.QoS.ack(self, delivery_tag)
+
+    def restore_visible(self, *args: Any, **kwargs: Any) -> None:
+        # kombu's periodic visibility-timeout sweep: on a full Redis it fails with OOM, which
+        # kombu would treat as fatal to the consumer. The next tick sweeps again.
+        try:
+            super().restore_visible(*args, **kwargs)
+        except TRANSIENT as exc:
+            log.debug("visibility sweep skipped: Redis unavailable (%s)", exc)
+
+
+def install() -> None:
+    """Make every kombu Redis channel created from now on in this process use ``RecordingQoS``."""
+    kombu_redis.Channel.QoS = RecordingQoS

@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.common import FAILED, INVALID_INPUT, CommandError, print_json, redis_client
+from cli.common import print_json, redis_client
 from config import Settings
 from scheduler import campaigns
-from scheduler.campaigns import Campaign, CampaignError
+from scheduler.campaigns import Campaign
 from scheduler.windows import CallWindow
 from tasks.campaign_rows import read_rows, write_rejects
 from tasks.producer import Producer
+from worker.errors import INVALID_INPUT, InvalidInput
 
 LOAD_HELP = """Validate every row of FILE (.csv or .jsonl) as a callback and load the campaign.
 Nothing loads if any row is bad, unless --skip-invalid: then the valid rows load and the
@@ -64,14 +65,14 @@ def _progress(done: int, total: int) -> None:
 
 def run_load(args: argparse.Namespace, settings: Settings) -> int:
     if args.per_minute < 1:
-        raise CommandError("--per-minute must be at least 1", INVALID_INPUT)
+        raise InvalidInput("--per-minute must be at least 1")
     timezone = args.timezone or settings.timezone
     try:
         CallWindow.parse(args.window, args.days, timezone)
     except (ValueError, KeyError) as exc:
-        raise CommandError(str(exc), INVALID_INPUT) from None
+        raise InvalidInput(str(exc)) from None
     if not args.file.is_file():
-        raise CommandError(f"no file {args.file}", INVALID_INPUT)
+        raise InvalidInput(f"no file {args.file}")
     rows = read_rows(args.file, args.route_key, _progress)
     if rows.refused and not args.skip_invalid:
         for _, _, problems in rows.refused:
@@ -99,8 +100,6 @@ def run_load(args: argparse.Namespace, settings: Settings) -> int:
     producer = Producer(settings)
     try:
         loaded = campaigns.load(producer, campaign, rows.valid)
-    except CampaignError as exc:
-        raise CommandError(str(exc), INVALID_INPUT) from None
     finally:
         producer.close()
     print(
@@ -127,11 +126,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        shown = campaigns.status(redis_client(settings), args.name, campaigns.utcnow())
-    except CampaignError as exc:
-        print(exc)
-        return FAILED
+    shown = campaigns.status(redis_client(settings), args.name, campaigns.utcnow())
     if args.json:
         print_json(shown)
         return 0
@@ -150,10 +145,6 @@ def run_state(args: argparse.Namespace, settings: Settings) -> int:
     state = {"pause": campaigns.PAUSED, "resume": campaigns.ACTIVE, "cancel": campaigns.CANCELLED}[
         args.action
     ]
-    try:
-        campaigns.set_state(redis_client(settings), args.name, state)
-    except CampaignError as exc:
-        print(exc)
-        return FAILED
+    campaigns.set_state(redis_client(settings), args.name, state)
     print(f"campaign {args.name}: {state}")
     return 0

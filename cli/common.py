@@ -11,20 +11,8 @@ from typing import Any
 import redis
 
 from config import Settings
+from worker.errors import INVALID_INPUT, RedisUnavailable
 from worker.redis_conn import connect
-
-OK = 0
-FAILED = 1
-INVALID_INPUT = 2
-REDIS_UNAVAILABLE = 3
-
-
-class CommandError(Exception):
-    """A failure to report in one line and exit with ``status``."""
-
-    def __init__(self, message: str, status: int = FAILED) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -32,7 +20,7 @@ def redis_client(settings: Settings) -> redis.Redis:
     try:
         client.ping()
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise CommandError(f"Redis is unreachable: {exc}", REDIS_UNAVAILABLE) from None
+        raise RedisUnavailable(f"Redis is unreachable: {exc}") from None
     return client
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import FAILED, INVALID_INPUT, CommandError, print_json, redis_client, when
+from cli.common import print_json, redis_client, when
 from config import Settings
 from tasks.producer import Producer
 from tasks.replay import replay, select
 from worker import deadletter
+from worker.errors import INVALID_INPUT, InvalidInput, NotFound
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -47,7 +48,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 def _selected(args: argparse.Namespace, settings: Settings) -> list[dict]:
     if not (args.job_ids or args.all or args.code is not None):
-        raise CommandError("name dead letters by ID, or use --all or --code N", INVALID_INPUT)
+        raise InvalidInput("name dead letters by ID, or use --all or --code N")
     records = deadletter.all_records(redis_client(settings))
     return select(records, args.job_ids, args.code)
 
@@ -71,8 +72,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
     record = deadletter.get(redis_client(settings), args.job_id)
     if record is None:
-        print(f"no dead letter {args.job_id}")
-        return FAILED
+        raise NotFound(f"no dead letter {args.job_id}")
     print_json(record)
     return 0
 

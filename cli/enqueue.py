@@ -9,12 +9,13 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import BinaryIO
 
-from cli.common import FAILED, INVALID_INPUT, CommandError, report_refusal
+from cli.common import report_refusal
 from config import Settings
 from tasks.batch import StagingExpired
 from tasks.producer import Producer
 from tasks.registry import ENQUEUE_KINDS
 from tasks.validation import JobValidationError, split_lines
+from worker.errors import CtqError, InvalidInput
 
 HELP = """Validate jobs and enqueue them, all or nothing.
 
@@ -70,7 +71,7 @@ def input_lines(args: argparse.Namespace) -> Iterator[Iterable[str | bytes]]:
     """The lines of the JSON argument, of --file PATH, or of stdin (-): files are read one
     line at a time, as bytes (ending at "\\n" only; decoded line by line)."""
     if (args.json is None) == (args.file is None):
-        raise CommandError("give either a JSON argument or --file PATH|-", INVALID_INPUT)
+        raise InvalidInput("give either a JSON argument or --file PATH|-")
     if args.json is not None:
         yield split_lines(str(args.json))
         return
@@ -81,7 +82,7 @@ def input_lines(args: argparse.Namespace) -> Iterator[Iterable[str | bytes]]:
         try:
             handle = stack.enter_context(open(args.file, "rb"))
         except OSError as exc:
-            raise CommandError(f"cannot read {args.file}: {exc.strerror}", INVALID_INPUT) from None
+            raise InvalidInput(f"cannot read {args.file}: {exc.strerror}") from None
         yield _read(handle, args.file)
 
 
@@ -90,7 +91,7 @@ def _read(handle: BinaryIO, name: str) -> Iterator[bytes]:
     try:
         yield from handle
     except OSError as exc:
-        raise CommandError(f"cannot read {name}: {exc.strerror}", INVALID_INPUT) from None
+        raise InvalidInput(f"cannot read {name}: {exc.strerror}") from None
 
 
 def _timestamp(when: datetime | None, settings: Settings) -> float | None:
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except JobValidationError as exc:
             return report_refusal(exc.problems, "enqueued", exc.more)
         except StagingExpired as exc:
-            raise CommandError(f"{exc}; nothing was enqueued", FAILED) from None
+            raise CtqError(f"{exc}; nothing was enqueued") from None
         finally:
             producer.close()
     for job_id in job_ids:

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
+import redis
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from cli import campaign, dlq, enqueue, nightly, processes, resume, status, up
-from cli.common import FAILED, REDIS_UNAVAILABLE, CommandError
+from cli.common import report_refusal
 from config import Settings
-from tasks.producer import QueueUnavailable
-from worker.embedded_redis import EmbeddedRedisError
-from worker.redaction import redact_log_records
-from worker.redis_health import EvictingRedis
+from config.settings import configuration_problems
+from tasks.validation import JobValidationError
+from worker.errors import FAILED, REDIS_UNAVAILABLE, CtqError
+from worker.outage import TRANSIENT
+from worker.redaction import redact_log_records, redact_text
+
+# 128 + SIGINT, what a shell reports for a command stopped with Ctrl-C.
+INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,20 +51,68 @@ def main(argv: list[str] | None = None) -> int:
     )
     redact_log_records()
     try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`ctq status --json | head`): nothing more to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; every failure becomes one line on stderr and its exit status."""
+    try:
+        problems = configuration_problems(os.environ)
+        if problems:
+            return _say(*(f"configuration: {problem}" for problem in problems), status=FAILED)
         settings = Settings()
         return int(args.run(args, settings))
     except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(map(str, err["loc"]))
-            reason = str(err["msg"]).removeprefix("Value error, ")
-            print(f"configuration: {where + ': ' if where else ''}{reason}", file=sys.stderr)
-        return FAILED
-    except QueueUnavailable as exc:
-        print(f"ctq: {exc}", file=sys.stderr)
-        return REDIS_UNAVAILABLE
-    except (CommandError, EmbeddedRedisError, EvictingRedis) as exc:
-        print(f"ctq: {exc}", file=sys.stderr)
-        return getattr(exc, "status", FAILED)
+        return _say(*(f"configuration: {line}" for line in _settings_errors(exc)), status=FAILED)
+    except SettingsError as exc:
+        return _say(f"configuration: {_settings_source_error(exc)}", status=FAILED)
+    except JobValidationError as exc:
+        return report_refusal(exc.problems, "enqueued", exc.more)
+    except CtqError as exc:
+        return _say(f"ctq: {exc}", status=exc.exit_status)
+    except TRANSIENT as exc:
+        return _say(f"ctq: Redis is unavailable: {exc}", status=REDIS_UNAVAILABLE)
+    except redis.RedisError as exc:
+        return _say(f"ctq: Redis answered with an error: {redact_text(str(exc))}", status=FAILED)
+    except KeyboardInterrupt:
+        return _say("ctq: interrupted", status=INTERRUPTED)
+    except BrokenPipeError:
+        raise
+    except Exception as exc:
+        if os.environ.get("CTQ_DEBUG"):
+            raise
+        return _say(
+            f"ctq: internal error: {type(exc).__name__}: {redact_text(str(exc))[:300]} "
+            "(a bug in ctq; CTQ_DEBUG=1 shows where)",
+            status=FAILED,
+        )
+
+
+def _say(*lines: str, status: int) -> int:
+    for line in lines:
+        print(line, file=sys.stderr)
+    return status
+
+
+def _settings_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(map(str, err["loc"]))
+        reason = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where + ': ' if where else ''}{reason}")
+    return lines
+
+
+def _settings_source_error(exc: SettingsError) -> str:
+    """pydantic-settings names the field whose JSON did not parse; users know the variable."""
+    for name, field in Settings.model_fields.items():
+        if f'"{name}"' in str(exc):
+            return f"{field.validation_alias}: not valid JSON"
+    return str(exc)
 
 
 if __name__ == "__main__":

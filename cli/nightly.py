@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import FAILED, CommandError, print_json, report_refusal
+from cli.common import print_json, report_refusal
 from cli.enqueue import input_lines
 from config import Settings
 from scheduler.nightly import send_staged
 from tasks.batch import StagingExpired
 from tasks.producer import Producer
 from tasks.validation import JobValidationError
+from worker.errors import CtqError
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def run_stage(args: argparse.Namespace, settings: Settings) -> int:
         except JobValidationError as exc:
             return report_refusal(exc.problems, "staged", exc.more)
         except StagingExpired as exc:
-            raise CommandError(f"{exc}; nothing was staged", FAILED) from None
+            raise CtqError(f"{exc}; nothing was staged") from None
         finally:
             producer.close()
     print(

@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 
-from cli.common import CommandError
 from config import Settings
 from sandbox.faults import KINDS as fault_kinds
 from sandbox.faults import FaultPlan, parse_kinds
@@ -14,6 +13,7 @@ from sandbox.pozvonim import PozvonimSandbox
 from sandbox.server import Sandbox, SandboxHTTPServer
 from sandbox.triggers import help_text
 from worker import keys
+from worker.errors import CtqError
 from worker.outage import TRANSIENT
 from worker.redis_conn import connect
 from worker.redis_health import refuse_eviction
@@ -101,7 +101,7 @@ def _celery_app(settings: Settings):  # type: ignore[no-untyped-def]
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.calltouch_site_id or settings.calltouch_token is None:
-        raise CommandError(
+        raise CtqError(
             "set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN, or use `ctq up`, which starts the "
             "sandbox when no token is set"
         )
@@ -148,7 +148,7 @@ def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         )
         server = SandboxHTTPServer(args.port, sandbox, args.verbose, args.bind)
     except OSError as exc:
-        raise CommandError(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}") from None
+        raise CtqError(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}") from None
     print(f"sandbox listening on {server.url} (at most {args.rate} requests/s per IP)", flush=True)
     try:
         server.serve_forever()

@@ -6,8 +6,9 @@ import argparse
 import time
 from typing import Any
 
-from cli.common import FAILED, print_json, redis_client, when
+from cli.common import print_json, redis_client, when
 from config import Settings
+from worker.errors import NotFound
 from worker.status import job_detail, overview
 
 
@@ -32,8 +33,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     detail = job_detail(client, args.job_id)
     if detail is None:
-        print(f"no job {args.job_id} (unknown, or expired after the retention period)")
-        return FAILED
+        raise NotFound(f"no job {args.job_id} (unknown, or expired after the retention period)")
     print_json(detail) if args.json else print(format_job(detail))
     return 0
 

@@ -12,14 +12,21 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from cli.processes import DEFAULT_SANDBOX_PORT, SANDBOX_TOKEN_ENV, sandbox_pozvonim_account
+from cli.stack import StackLock
 from config import Settings
 from worker import embedded_redis
-from worker.redis_conn import redis_url
+from worker.redis_conn import embedded_url
+
+# Stopped in this order: the worker first, so jobs in flight finish while the sandbox still
+# answers and Redis still records them; beat with it; the sandbox; Redis last.
+STOP_ORDER = ("worker", "beat", "sandbox")
+# A worker's warm shutdown waits for its jobs: a request may take CTQ_CONNECT_TIMEOUT +
+# CTQ_READ_TIMEOUT (33 s by default).
+STOP_TIMEOUT = 45.0
 
 SANDBOX_SITE_ID = "12345"
 
@@ -68,6 +75,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, _request_stop)
     signal.signal(signal.SIGTERM, _request_stop)
     embedded = not settings.redis_url
+    lock = StackLock(settings.data_dir)
+    lock.acquire()
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         lines = _start(args, settings, children)
@@ -83,7 +92,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         _stop_all(children)
         if embedded:
+            # Ours to stop: this process holds the data directory's stack lock.
             embedded_redis.stop(settings.data_dir)
+        lock.release()
         print("ctq is down", flush=True)
     return 0
 
@@ -93,9 +104,12 @@ def _start(
 ) -> list[str]:
     """Start Redis (if embedded), the sandbox (if no token), a worker and beat; describe them."""
     env = dict(os.environ)
-    url = redis_url(settings)  # starts the embedded Redis when REDIS_URL is unset
-    where = f"  (embedded, data in {settings.data_dir.resolve()})" if not settings.redis_url else ""
-    lines = [f"redis    {url}{where}"]
+    if settings.redis_url:
+        lines = [f"redis    {settings.redis_url}"]
+    else:
+        embedded_redis.ensure_running(settings.data_dir)
+        where = f"  (embedded, data in {settings.data_dir.resolve()})"
+        lines = [f"redis    {embedded_url(settings.data_dir)}{where}"]
     if settings.calltouch_token is None:
         port = free_port(args.sandbox_port)
         token = secrets.token_urlsafe(16)
@@ -141,16 +155,16 @@ def _wait_for_exit(children: dict[str, subprocess.Popen[bytes]]) -> None:
                 return
 
 
-def _stop_all(children: dict[str, subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
-    """SIGTERM every child (a worker finishes its jobs: Celery's warm shutdown wants the signal
-    on its main process only), then SIGKILL whatever is left in its process group."""
-    for proc in children.values():
+def _stop_all(children: dict[str, subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT) -> None:
+    """Stop the children in ``STOP_ORDER``: SIGTERM (a worker finishes its jobs: Celery's warm
+    shutdown wants the signal on its main process only), then SIGKILL whatever is left in its
+    process group."""
+    for name in sorted(children, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else -1):
+        proc = children[name]
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for proc in children.values():
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(max(0.1, deadline - time.monotonic()))
+            proc.wait(timeout)
         _signal_group(proc, signal.SIGKILL)  # whatever of its group is left
         proc.wait()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -134,3 +136,21 @@ class Settings(BaseSettings):
     @property
     def rate(self) -> limits.RateLimitItem:
         return limits.parse(self.rate_limit)
+
+
+# Variables ctq reads that are not settings: CTQ_DEBUG shows a traceback instead of one line.
+NOT_SETTINGS = frozenset({"CTQ_DEBUG"})
+
+
+def configuration_problems(environ: Mapping[str, str]) -> list[str]:
+    """A ``CTQ_`` variable that is no setting is a typo that would be silently ignored (a
+    misspelled CTQ_DAILY_POINTS sends without a budget): name it, with the likely intent."""
+    known = {str(field.validation_alias) for field in Settings.model_fields.values()}
+    known |= NOT_SETTINGS
+    problems = []
+    for name in sorted(environ):
+        if name.startswith("CTQ_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{name} is not a ctq setting{hint}; see README, Configuration")
+    return problems

@@ -22,14 +22,15 @@ from tasks.models import CallbackJob
 from tasks.producer import Producer
 from tasks.registry import KINDS
 from worker import jobstore, keys
+from worker.errors import InvalidInput, NotFound
 from worker.messages import MessageBuilder
 from worker.transactions import transact
 
 ACTIVE, PAUSED, CANCELLED = "active", "paused", "cancelled"
 
 
-class CampaignError(ValueError):
-    """A campaign command that cannot be carried out (unknown name, exists already, …)."""
+class CampaignError(InvalidInput):
+    """A campaign command that cannot be carried out (exists already, cancelled, …)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def load(producer: Producer, campaign: Campaign, rows: Iterable[CallbackJob]) ->
 def get(client: redis.Redis, name: str) -> Campaign:
     raw: dict[str, str] = client.hgetall(keys.campaign(name))  # type: ignore[assignment]
     if not raw:
-        raise CampaignError(f"no campaign {name!r}")
+        raise NotFound(f"no campaign {name!r}")
     return Campaign(
         name,
         raw["route_key"],

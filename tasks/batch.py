@@ -21,6 +21,7 @@ from tasks.jobstream import Job, fingerprint
 from tasks.kind import JobKind
 from tasks.validation import Problem, Problems
 from worker import jobstore, keys
+from worker.errors import CtqError
 from worker.messages import MessageBuilder
 from worker.scripts import script
 
@@ -36,7 +37,7 @@ class Enqueued(list[str]):
     reused: int = 0
 
 
-class StagingExpired(RuntimeError):
+class StagingExpired(CtqError):
     """The staging area expired before the commit (the input was read too slowly)."""
 
 

@@ -27,13 +27,14 @@ from tasks.registry import KINDS
 from tasks.staging import LeadStaging
 from tasks.validation import Problems, json_lines, split_lines, validate
 from worker import delays, jobstore, keys
+from worker.errors import RedisUnavailable
 from worker.messages import MessageBuilder
 from worker.outage import TRANSIENT, ride_out
 from worker.redis_conn import connect, redis_url
 from worker.redis_health import describe_full, refuse_eviction
 
 
-class QueueUnavailable(RuntimeError):
+class QueueUnavailable(RedisUnavailable):
     """Redis could not be reached, or is full; nothing was enqueued."""
 
 

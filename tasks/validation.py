@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from worker.errors import InvalidInput
+
 M = TypeVar("M", bound=BaseModel)
 
 # Problems kept (and printed) per input; the rest are only counted, so that a bad file of a
@@ -28,7 +30,7 @@ class Problem:
         return f"line {self.line}: {self.path}: {self.reason}"
 
 
-class JobValidationError(ValueError):
+class JobValidationError(InvalidInput):
     """The input was refused; nothing from it was enqueued. ``more`` problems were found
     beyond those listed in ``problems``."""
 

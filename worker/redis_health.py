@@ -13,9 +13,10 @@ from typing import Any
 import redis
 
 from config import Settings
+from worker.errors import CtqError
 
 
-class EvictingRedis(RuntimeError):
+class EvictingRedis(CtqError):
     """Redis may evict ctq's keys (its maxmemory-policy is not noeviction)."""
 
 

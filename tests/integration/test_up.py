@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,19 +95,79 @@ def test_up_runs_the_stack_and_ctrl_c_stops_all_of_it(data_dir: Path) -> None:
         stop_process_group(up)
 
 
-def test_cli_processes_share_one_embedded_redis(data_dir: Path) -> None:
+def test_without_a_stack_commands_say_so_and_start_no_redis(data_dir: Path) -> None:
     env = ctq_env(CTQ_DATA_DIR=str(data_dir))
-    done = run_ctq(
-        ["enqueue", "pool-update", '{"phoneNumber": "74950000001", "poolName": "p"}'], env
-    )
-    assert done.returncode == 0, done.stderr
-    assert embedded_redis.is_running(data_dir)
-    shown = json.loads(run_ctq(["status", "--json"], env).stdout)
-    assert shown["queues"]["realtime"] == 1 and shown["jobs"]["queued"] == 1
+    for command in (
+        ["enqueue", "pool-update", '{"phoneNumber": "74950000001", "poolName": "p"}'],
+        ["status"],
+        ["dlq", "list"],
+    ):
+        answer = run_ctq(command, env)
+        assert answer.returncode == 3 and answer.stdout == "", answer.stderr
+        assert f"no ctq stack in {data_dir}" in answer.stderr and "make run" in answer.stderr
+        assert "Traceback" not in answer.stderr
+    assert not embedded_redis.is_running(data_dir) and started_for(data_dir) == []
 
-    embedded_redis.stop(data_dir)  # its append-only file keeps the job
-    shown = json.loads(run_ctq(["status", "--json"], env).stdout)
-    assert shown["queues"]["realtime"] == 1
+
+def wait_up(up: subprocess.Popen[bytes], log: Path) -> str:
+    wait_for(lambda: "ready." in log.read_text() or up.poll() is not None, timeout=60)
+    banner = log.read_text()
+    assert "ctq is up" in banner, banner
+    return banner
+
+
+def test_a_second_up_in_the_same_directory_refuses_and_leaves_the_first_running(
+    data_dir: Path,
+) -> None:
+    env = ctq_env(CTQ_DATA_DIR=str(data_dir))
+    first = start_up(env, data_dir.parent / "first.log")
+    try:
+        wait_up(first, data_dir.parent / "first.log")
+        second = start_up(env, data_dir.parent / "second.log")
+        assert second.wait(60) == 1
+        said = (data_dir.parent / "second.log").read_text()
+        assert f"a ctq stack already runs in {data_dir} (ctq up, pid {first.pid})" in said
+        assert "ctq is up" not in said and "Traceback" not in said
+
+        done = run_ctq(["enqueue", "callback", '{"routeKey": "rk", "phone": "79991234567"}'], env)
+        assert done.returncode == 0, done.stderr  # the first stack's Redis still runs
+        assert first.poll() is None
+    finally:
+        stop_process_group(first)
+
+
+def test_ctrl_c_lets_the_jobs_in_flight_finish_before_the_sandbox_stops(data_dir: Path) -> None:
+    env = ctq_env(CTQ_DATA_DIR=str(data_dir))
+    log = data_dir.parent / "up.log"
+    up = start_up(env, log)
+    try:
+        banner = wait_up(up, log)
+        sandbox = re.search(r"sandbox  (http://127\.0\.0\.1:\d+)", banner)
+        assert sandbox, banner
+        slow = json.dumps({"min": 3.0, "max": 3.0}).encode()
+        urllib.request.urlopen(f"{sandbox[1]}/_sandbox/latency", data=slow, timeout=10).close()
+        phones = [f"7999123450{n}" for n in range(3)]
+        lines = "\n".join(json.dumps({"routeKey": "rk", "phone": p}) for p in phones)
+        (data_dir.parent / "calls.jsonl").write_text(lines + "\n")
+        enqueued = run_ctq(
+            ["enqueue", "callback", "--file", str(data_dir.parent / "calls.jsonl")], env
+        )
+        assert enqueued.returncode == 0, enqueued.stderr
+        job_ids = enqueued.stdout.split()
+
+        def in_flight() -> int:
+            status = json.loads(run_ctq(["status", "--json"], env).stdout)
+            return sum(len(w["jobs"]) for w in status["workers"])
+
+        wait_for(lambda: in_flight() == 3, timeout=30)
+        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C while the sandbox holds all three requests
+        assert up.wait(90) == 0
+        said = log.read_text()
+        for job_id in job_ids:
+            assert f"job {job_id} callback: http_2xx OK -> finish" in said, said[-3000:]
+        assert "-> retry" not in said
+    finally:
+        stop_process_group(up)
 
 
 def test_sigterm_during_start_up_still_stops_everything(data_dir: Path) -> None:

@@ -86,7 +86,12 @@ def run_load(args: argparse.Namespace, settings: Settings) -> int:
         return INVALID_INPUT
     if rows.refused:
         rejects = args.rejects or args.file.with_name(args.file.name + ".rejects.jsonl")
-        write_rejects(rejects, rows)
+        try:
+            write_rejects(rejects, rows)
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot write the refused rows to {rejects}: {exc.strerror}; nothing was loaded"
+            ) from None
         print(f"{len(rows.refused)} row(s) refused, written to {rejects}", file=sys.stderr)
     campaign = Campaign(
         args.name,

@@ -46,11 +46,19 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--code", type=int, help="those with this API code or HTTP status")
 
 
-def _selected(args: argparse.Namespace, settings: Settings) -> list[dict]:
-    if not (args.job_ids or args.all or args.code is not None):
+def _selected(args: argparse.Namespace, settings: Settings, doing: str) -> list[dict]:
+    """The dead letters named; an unknown ID refuses the whole command."""
+    by_filter = args.all or args.code is not None
+    if not (args.job_ids or by_filter):
         raise InvalidInput("name dead letters by ID, or use --all or --code N")
+    if args.job_ids and by_filter:
+        raise InvalidInput("name dead letters by ID or select them with --all / --code N, not both")
     records = deadletter.all_records(redis_client(settings))
-    return select(records, args.job_ids, args.code)
+    chosen = select(records, args.job_ids, args.code)
+    unknown = sorted(set(args.job_ids) - {r["id"] for r in chosen})
+    if unknown:
+        raise NotFound(f"no dead letter {', '.join(unknown)}; nothing was {doing}")
+    return chosen
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,7 +86,7 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
-    records = _selected(args, settings)
+    records = _selected(args, settings, "replayed")
     producer = Producer(settings)
     try:
         result = replay(producer, records)
@@ -102,7 +110,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_purge(args: argparse.Namespace, settings: Settings) -> int:
-    records = _selected(args, settings)
+    records = _selected(args, settings, "purged")
     removed = deadletter.remove(redis_client(settings), [r["id"] for r in records])
     print(f"purged {removed} dead letter(s)")
     return 0

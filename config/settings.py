@@ -80,6 +80,7 @@ class Settings(BaseSettings):
         SecretStr("sandbox-token"), validation_alias="CTQ_SANDBOX_TOKEN"
     )
     worker_concurrency: int = Field(4, ge=1, validation_alias="CTQ_WORKER_CONCURRENCY")
+    max_line_bytes: int = Field(65536, ge=1024, validation_alias="CTQ_MAX_LINE_BYTES")
 
     @field_validator("rate_limit", "pozvonim_rate_limit")
     @classmethod

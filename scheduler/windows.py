@@ -8,6 +8,8 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# "24:00", the midnight that ends a day: every time of day is before it.
+END_OF_DAY = time.max
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,16 @@ class CallWindow:
 
     @classmethod
     def parse(cls, window: str, days: str, tz: str) -> CallWindow:
-        """``09:00-20:00``, ``mon-fri`` or ``mon,wed,sat`` or ``daily``, an IANA zone name."""
+        """``09:00-20:00`` (``24:00`` ends at midnight: ``00:00-24:00`` is all day), ``mon-fri``
+        or ``mon,wed,sat`` or ``daily``, an IANA zone name."""
         try:
-            start, end = (time.fromisoformat(part.strip()) for part in window.split("-"))
+            first, last = (part.strip() for part in window.split("-"))
+            start = time.fromisoformat(first)
+            end = END_OF_DAY if last in ("24:00", "24:00:00") else time.fromisoformat(last)
         except ValueError:
             raise ValueError(f"window must be HH:MM-HH:MM, got {window!r}") from None
         if start == end:
-            raise ValueError("window must not be empty (start equals end)")
+            raise ValueError("window must not be empty (start equals end; all day: 00:00-24:00)")
         return cls(start, end, parse_days(days), ZoneInfo(tz))
 
     def is_open(self, moment: datetime) -> bool:

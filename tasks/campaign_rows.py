@@ -17,6 +17,7 @@ from typing import Any
 
 from tasks.models import CallbackJob
 from tasks.validation import JobValidationError, Problem, validate
+from worker.errors import InvalidInput
 
 Progress = Callable[[int, int], None]
 
@@ -31,8 +32,16 @@ class Rows:
 
 def read_rows(path: Path, route_key: str, progress: Progress | None = None) -> Rows:
     """Validate every row of ``path``; ``progress(done, total)`` is called as it goes."""
-    text = path.read_text(encoding="utf-8-sig")
-    items = list(_csv(text) if path.suffix.lower() == ".csv" else _jsonl(text))
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{path} is not UTF-8 text (byte {exc.start + 1}); nothing was loaded"
+        ) from None
+    try:
+        items = list(_csv(text) if path.suffix.lower() == ".csv" else _jsonl(text))
+    except csv.Error as exc:
+        raise InvalidInput(f"{path} is not valid CSV ({exc}); nothing was loaded") from None
     rows = Rows()
     for done, (line, data) in enumerate(items, start=1):
         if progress and (done % 500 == 0 or done == len(items)):
@@ -61,7 +70,7 @@ def write_rejects(path: Path, rows: Rows) -> None:
 
 
 def _csv(text: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     for row in reader:
         extra = row.pop(None, None)  # type: ignore[call-overload]
         data: dict[str, Any] = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}

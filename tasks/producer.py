@@ -118,7 +118,8 @@ class Producer:
         nothing twice (e.g. after Redis went away before confirming the first run)."""
         problems = Problems()
         lines = split_lines(text) if isinstance(text, str) else text
-        jobs = jobs_of(kind_name, json_lines(lines, problems), problems)
+        items = json_lines(lines, problems, self.settings.max_line_bytes)
+        jobs = jobs_of(kind_name, items, problems)
         return self._enqueue(keyed(jobs, idempotency_key, derive=True), problems, not_before)
 
     def enqueue(
@@ -236,7 +237,7 @@ class Producer:
         """``stage_comments`` for JSONL input (a text, or its lines: an open file)."""
         problems = Problems()
         lines = split_lines(text) if isinstance(text, str) else text
-        return self._stage(json_lines(lines, problems), problems)
+        return self._stage(json_lines(lines, problems, self.settings.max_line_bytes), problems)
 
     def _stage(self, items: Iterable[tuple[int, Any]], problems: Problems) -> int:
         staging = LeadStaging(self.redis)

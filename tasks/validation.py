@@ -13,6 +13,10 @@ from worker.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 
+# CTQ_MAX_LINE_BYTES' default: a line is one job (one lead for comments), a few KiB at most.
+MAX_LINE_BYTES = 65536
+BOM = "\ufeff"
+
 # Problems kept (and printed) per input; the rest are only counted, so that a bad file of a
 # million lines cannot fill memory with its reasons.
 PROBLEMS_KEPT = 1000
@@ -77,7 +81,16 @@ def field_path(loc: Iterable[int | str]) -> str:
 
 
 def problems_of(exc: ValidationError, line: int) -> list[Problem]:
-    return [Problem(line, field_path(err["loc"]), err["msg"]) for err in exc.errors()]
+    return [Problem(line, field_path(err["loc"]), _reason(err)) for err in exc.errors()]
+
+
+def _reason(err: Any) -> str:
+    """pydantic's message; for a value of the wrong JSON type, also what was given (``true``
+    where a call id belongs says more than "Input should be a valid integer")."""
+    if not str(err["type"]).endswith("_type") or isinstance(err.get("input"), dict | list):
+        return str(err["msg"])
+    shown = json.dumps(err.get("input"), ensure_ascii=False, default=repr)
+    return f"{err['msg']}, got {shown[:60]}{'…' if len(shown) > 60 else ''}"
 
 
 def validate(model: type[M], data: Any, line: int = 1) -> M:
@@ -124,29 +137,53 @@ def split_lines(text: str) -> Iterator[str]:
     yield text[start:]
 
 
-def json_lines(lines: Iterable[str | bytes], problems: Problems) -> Iterator[tuple[int, Any]]:
+def json_lines(
+    lines: Iterable[str | bytes], problems: Problems, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, Any]]:
     """JSONL read line by line (blank lines skipped) → ``(line, value)``. Bytes are decoded as
-    UTF-8; bad UTF-8 or JSON is a problem of its line, and so is an input with no line."""
+    UTF-8 (a byte order mark before the first line is skipped); bad UTF-8 or JSON, and a line
+    longer than ``max_line_bytes``, are problems of their line, and so is an input with no
+    line."""
     found = False
     for number, raw in enumerate(lines, start=1):
-        try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError as exc:
-            found = True
-            problems.add(Problem(number, "(input)", f"not valid UTF-8 at byte {exc.start + 1}"))
-            continue
-        text = text.removesuffix("\n").removesuffix("\r")
-        if not text.strip():
+        text = _line_text(number, raw, problems, max_line_bytes)
+        if text is not None and not text.strip():
             continue
         found = True
+        if text is None:
+            continue
         try:
             yield number, json.loads(text)
         except json.JSONDecodeError as exc:
             problems.add(
                 Problem(number, "(json)", f"not valid JSON: {exc.msg} at column {exc.colno}")
             )
+        except RecursionError:
+            problems.add(Problem(number, "(json)", "not valid JSON: nested too deeply"))
+        except ValueError:  # an integer of more digits than Python converts
+            problems.add(Problem(number, "(json)", "not valid JSON: a number of over 4300 digits"))
     if not found:
         problems.add(Problem(1, "(input)", "no jobs: the input is empty"))
+
+
+def _line_text(number: int, raw: str | bytes, problems: Problems, limit: int) -> str | None:
+    """The text of one line, or None (and its problem) if it is too long or not UTF-8."""
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        problems.add(
+            Problem(
+                number, "(input)", f"line of {size} bytes, more than {limit} (CTQ_MAX_LINE_BYTES)"
+            )
+        )
+        return None
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        problems.add(Problem(number, "(input)", f"not valid UTF-8 at byte {exc.start + 1}"))
+        return None
+    if number == 1:
+        text = text.removeprefix(BOM)
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def parse_json_lines(text: str) -> list[tuple[int, Any]]:

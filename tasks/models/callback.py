@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from tasks.models.common import ApiDateTime, ApiModel, CallbackPhone, Tag, Text255
+from tasks.models.common import ApiDateTime, ApiModel, CallbackPhone, Id, Tag, Text255
 
 
 class CustomField(ApiModel):
@@ -31,4 +31,4 @@ class CallbackJob(ApiModel):
     utmTerm: str | None = None
     callUrl: str | None = None
     tags: list[Tag] | None = Field(None, max_length=10)
-    unitId: int | None = None
+    unitId: Id | None = None

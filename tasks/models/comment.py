@@ -7,20 +7,20 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from tasks.models.common import ApiDateTime, ApiModel, NonEmpty, NotBlank, Tag
+from tasks.models.common import ApiDateTime, ApiModel, Count, Id, NonEmpty, NotBlank, Tag
 
 MAX_LEADS_PER_REQUEST = 100
 TagsLogic = Literal["and", "or"]
 
 
 class RequestParams(ApiModel):
-    requestId: int
+    requestId: Id
     tags: list[Tag] | None = None
     tagsLogic: TagsLogic | None = None
 
 
 class CallParams(ApiModel):
-    callId: int
+    callId: Id
     tags: list[Tag] | None = None
     tagsLogic: TagsLogic | None = None
 
@@ -30,7 +30,7 @@ class _ContactParams(ApiModel):
     date: ApiDateTime | None = None
     tags: list[Tag] | None = None
     tagsLogic: TagsLogic | None = None
-    searchDepth: int | None = Field(None, ge=0)
+    searchDepth: Count | None = None
 
 
 class RequestContactParams(_ContactParams):

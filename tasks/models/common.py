@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 _PHONE = re.compile(r"7\d{10}")
@@ -15,10 +15,22 @@ _TOLL_FREE_PREFIXES = ("7800", "7804")
 DATETIME_FORMATS = ("%d-%m-%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
 
-class ApiModel(BaseModel):
-    """A request body part: unknown fields are refused so that typos do not pass silently."""
+# The longest text any field takes where the API documents no shorter limit (URLs, UTM
+# tags): a field of megabytes is a mistake, and it would be stored for days.
+MAX_TEXT_CHARS = 4096
+# Ids are the API's 64-bit integers, and never zero or negative.
+MAX_ID = 2**63 - 1
+MAX_COUNT = 2**31 - 1
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+class ApiModel(BaseModel):
+    """A request body part, checked strictly: unknown fields are refused so that typos do not
+    pass silently, and values are of their field's JSON type (``true`` is no call id, ``"5"``
+    no number)."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=False, strict=True, str_max_length=MAX_TEXT_CHARS
+    )
 
 
 def _phone(value: str) -> str:
@@ -59,6 +71,8 @@ def _api_datetime(value: str) -> str:
     )
 
 
+Id = Annotated[int, Field(gt=0, le=MAX_ID)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Phone = Annotated[str, AfterValidator(_phone)]
 CallbackPhone = Annotated[str, AfterValidator(_phone), AfterValidator(_callback_phone)]
 ApiDateTime = Annotated[str, AfterValidator(_api_datetime)]

@@ -7,10 +7,10 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from tasks.models.common import ApiModel, NonEmpty
+from tasks.models.common import ApiModel, Count, Id, NonEmpty
 
 _PHONE = re.compile(r"\+?\d{10,15}")
 
@@ -47,13 +47,13 @@ class PozvonimCallJob(ApiModel):
     """Start a Pozvonim call to ``phone`` now, or at ``delayed``."""
 
     provider: Literal["pozvonim"]
-    site_id: int = Field(ge=1)
+    site_id: Id
     phone: Annotated[str, AfterValidator(_phone)]
     delayed: Annotated[str, AfterValidator(_iso8601)] | None = None
-    region: int | NonEmpty | None = None
+    region: Id | NonEmpty | None = None
     source_call: NonEmpty | None = None
     source_enter: NonEmpty | None = None
     source_referer: NonEmpty | None = None
-    return_count: int | None = Field(None, ge=0)
+    return_count: Count | None = None
     ip: Annotated[str, AfterValidator(_ip)] | None = None
     useragent: NonEmpty | None = None

@@ -34,6 +34,16 @@ def test_a_window_crossing_midnight_belongs_to_the_day_it_opens(tz: str) -> None
     assert not window.is_open(at("2026-11-27 01:00", tz))  # Thursday's window: closed
 
 
+def test_00_00_to_24_00_is_all_day_and_24_00_ends_a_window_at_midnight() -> None:
+    all_day = CallWindow.parse("00:00-24:00", "mon", "Europe/Moscow")
+    assert all_day.is_open(at("2026-11-23 00:00", "Europe/Moscow"))
+    assert all_day.is_open(at("2026-11-23 23:59:59", "Europe/Moscow"))
+    assert not all_day.is_open(at("2026-11-24 00:00", "Europe/Moscow"))  # Tuesday
+    evening = CallWindow.parse("18:00-24:00", "mon", "Europe/Moscow")
+    assert evening.is_open(at("2026-11-23 23:59", "Europe/Moscow"))
+    assert not evening.is_open(at("2026-11-23 17:59", "Europe/Moscow"))
+
+
 def test_the_same_instant_is_open_in_one_timezone_and_closed_in_another() -> None:
     instant = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)  # 17:30 Moscow, 00:30 Vladivostok
     moscow = CallWindow.parse("21:00-02:00", "thu-fri", "Europe/Moscow")

@@ -53,6 +53,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _progress(done: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        return  # a bar redrawn with \r is for people, not for logs
     filled = int(30 * done / max(1, total))
     end = "\n" if done == total else ""
     print(

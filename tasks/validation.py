@@ -168,7 +168,8 @@ def json_lines(
 
 def _line_text(number: int, raw: str | bytes, problems: Problems, limit: int) -> str | None:
     """The text of one line, or None (and its problem) if it is too long or not UTF-8."""
-    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    content = raw.rstrip(b"\r\n") if isinstance(raw, bytes) else raw.rstrip("\r\n")
+    size = len(content) if isinstance(content, bytes) else len(content.encode("utf-8", "replace"))
     if size > limit:
         problems.add(
             Problem(

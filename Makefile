@@ -2,17 +2,25 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# `make run` installs what running needs; test and lint tools come with `make test`/`lint`.
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
+STAMP := $(VENV)/.installed-test-$(SUM)
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: run test unit integration lint bench bench-small clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "ctq needs Python 3.11+; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PIP) -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
-run: $(STAMP)
+$(STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[test]'
+	@touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/ctq up
 
 test: $(STAMP)

@@ -22,7 +22,7 @@ the call window (in the campaign's timezone; a window may cross midnight, e.g. 2
 at --per-minute, and no faster per phone than CTQ_CAMPAIGN_PHONE_INTERVAL seconds."""
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("campaign", help="autodial campaigns")
     actions = parser.add_subparsers(dest="action", required=True)
     load = actions.add_parser("load", help="load a campaign from a file", description=LOAD_HELP)

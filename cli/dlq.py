@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from cli.common import print_json, redis_client, when
 from config import Settings
@@ -12,7 +13,7 @@ from worker import deadletter
 from worker.errors import INVALID_INPUT, InvalidInput, NotFound
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "dlq",
         help="dead-lettered jobs",
@@ -46,7 +47,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--code", type=int, help="those with this API code or HTTP status")
 
 
-def _selected(args: argparse.Namespace, settings: Settings, doing: str) -> list[dict]:
+def _selected(args: argparse.Namespace, settings: Settings, doing: str) -> list[dict[str, Any]]:
     """The dead letters named; an unknown ID refuses the whole command."""
     by_filter = args.all or args.code is not None
     if not (args.job_ids or by_filter):

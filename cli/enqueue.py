@@ -41,7 +41,7 @@ nothing enqueued); 3 Redis unreachable (nothing enqueued).
 """
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "enqueue",
         help="validate and enqueue jobs",

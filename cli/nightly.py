@@ -14,7 +14,7 @@ from tasks.validation import JobValidationError
 from worker.errors import CtqError
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stage = commands.add_parser(
         "stage",
         help="stage lead comments for the nightly run",

@@ -22,7 +22,7 @@ DEFAULT_SANDBOX_PORT = 8765
 SANDBOX_TOKEN_ENV = "CTQ_SANDBOX_TOKEN"
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = commands.add_parser(
         "worker",
         help="run a Celery worker (extra options go to `celery worker`)",

@@ -11,7 +11,7 @@ from worker import keys
 from worker.breaker import Breaker, open_breakers
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "resume",
         help="lift a paused lane (circuit breaker) and release its jobs",

@@ -12,7 +12,7 @@ from worker.errors import NotFound
 from worker.status import job_detail, overview
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "status",
         help="queues and job counts, or one job",

@@ -31,7 +31,7 @@ STOP_TIMEOUT = 45.0
 SANDBOX_SITE_ID = "12345"
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "up",
         help="embedded Redis, sandbox, worker and beat in one command",

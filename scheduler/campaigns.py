@@ -114,7 +114,7 @@ def release_due(producer: Producer, now: datetime, phone_interval: float) -> dic
     released: dict[str, int] = {}
     builder = MessageBuilder(producer.app)
     try:
-        for name in sorted(client.smembers(keys.CAMPAIGNS)):  # type: ignore[arg-type]
+        for name in sorted(client.smembers(keys.CAMPAIGNS)):
             campaign = get(client, str(name))
             if campaign.state == ACTIVE and campaign.call_window.is_open(now):
                 released[campaign.name] = _release(producer, builder, campaign, now, per_phone)
@@ -142,13 +142,13 @@ def _release(
     key = keys.campaign(campaign.name)
 
     def take(pipe: redis.client.Pipeline) -> tuple[int, list[str]]:
-        tokens, tick = (float(v or 0) for v in pipe.hmget(key, "tokens", "tick"))  # type: ignore[union-attr]
+        tokens, tick = (float(v or 0) for v in pipe.hmget(key, "tokens", "tick"))
         stamp = now.timestamp()
         # A token bucket: per_minute a minute, at most one minute's worth at once.
         earned = max(0.0, stamp - tick) * campaign.per_minute / 60
         tokens = min(campaign.per_minute, tokens + earned)
         take = int(tokens) if tokens >= 1 else 0
-        rows = [str(r) for r in pipe.lrange(f"{key}:rows", 0, take - 1)] if take else []  # type: ignore[union-attr]
+        rows = [str(r) for r in pipe.lrange(f"{key}:rows", 0, take - 1)] if take else []
         ready: list[str] = []
         later: list[str] = []
         phones: list[str] = []
@@ -185,7 +185,7 @@ def status(client: redis.Redis, name: str, now: datetime) -> dict[str, Any]:
         for job_id in job_ids:
             pipe.hget(keys.job(job_id), "state")
         states = pipe.execute()
-    left = int(client.llen(f"{key}:rows"))  # type: ignore[arg-type]
+    left = int(client.llen(f"{key}:rows"))
     return {
         "name": name,
         "state": campaign.state,
@@ -215,7 +215,7 @@ def _eta(campaign: Campaign, left: int, now: datetime) -> str | None:
 
 
 def names(client: redis.Redis) -> list[str]:
-    return sorted(str(n) for n in client.smembers(keys.CAMPAIGNS))  # type: ignore[union-attr]
+    return sorted(str(n) for n in client.smembers(keys.CAMPAIGNS))
 
 
 def utcnow() -> datetime:

@@ -14,7 +14,7 @@ from worker.runtime import runtime_of
 
 
 @shared_task(bind=True, name="ctq.move_due_jobs")
-def move_due_jobs(self: Task) -> int:
+def move_due_jobs(self: Task[Any, Any]) -> int:
     rt = runtime_of(self.app)
     rt.redis.set(keys.BEAT_TICK, rt.clock())  # `ctq status` tells when beat last ticked
     builder = MessageBuilder(self.app)
@@ -25,7 +25,7 @@ def move_due_jobs(self: Task) -> int:
 
 
 @shared_task(bind=True, name="ctq.trim_dead_letters")
-def trim_dead_letters(self: Task) -> int:
+def trim_dead_letters(self: Task[Any, Any]) -> int:
     rt = runtime_of(self.app)
     return deadletter.purge_older_than(
         rt.redis, time.time() - rt.settings.dlq_retention_days * 86400
@@ -33,7 +33,7 @@ def trim_dead_letters(self: Task) -> int:
 
 
 @shared_task(bind=True, name="ctq.nightly")
-def nightly(self: Task) -> dict[str, Any]:
+def nightly(self: Task[Any, Any]) -> dict[str, Any]:
     """The nightly lead-tagging run (once per day, whatever the number of beats)."""
     from scheduler.nightly import scheduled_run  # imports the producer, which imports the app
     from tasks.producer import Producer
@@ -47,7 +47,7 @@ def nightly(self: Task) -> dict[str, Any]:
 
 
 @shared_task(bind=True, name="ctq.release_campaigns")
-def release_campaigns(self: Task) -> dict[str, int]:
+def release_campaigns(self: Task[Any, Any]) -> dict[str, int]:
     """Release the due callbacks of every active campaign whose window is open."""
     from scheduler import campaigns  # imports the producer, which imports the app
     from tasks.producer import Producer

@@ -48,7 +48,7 @@ def requests_affordable(producer: Producer) -> int | None:
         return 0
     left = ledger.cap(BULK) - int(today["used"] or 0) - int(today["reserved"] or 0)
     cost = settings.point_costs.get("comment", 1)
-    queued = int(producer.redis.llen(keys.BULK))  # type: ignore[arg-type]
+    queued = int(producer.redis.llen(keys.BULK))
     paid = left if cost == 0 else math.floor(left / cost)
     return max(0, paid - queued)
 
@@ -74,7 +74,7 @@ def _take(
     builder: MessageBuilder,
     affordable: int | None,
 ) -> NightlyResult:
-    staged = int(pipe.llen(keys.STAGED_COMMENTS))  # type: ignore[arg-type]
+    staged = int(pipe.llen(keys.STAGED_COMMENTS))
     take = staged if affordable is None else min(staged, affordable * MAX_LEADS_PER_REQUEST)
     raw: list[str] = pipe.lrange(keys.STAGED_COMMENTS, 0, take - 1) if take else []  # type: ignore[assignment]
     bodies = pack_leads([CommentLead.model_validate_json(line) for line in raw])
@@ -91,5 +91,5 @@ def scheduled_run(producer: Producer) -> NightlyResult:
     """The beat's run: at most once per day, however many beat processes send it."""
     day = day_of(time.time(), producer.settings.tz)
     if not producer.redis.set(keys.nightly_run(day), "1", nx=True, ex=2 * 86400):
-        return NightlyResult(0, 0, int(producer.redis.llen(keys.STAGED_COMMENTS)), skipped=True)  # type: ignore[arg-type]
+        return NightlyResult(0, 0, int(producer.redis.llen(keys.STAGED_COMMENTS)), skipped=True)
     return send_staged(producer)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task, shared_task
 
 from tasks.kind import JobKind
@@ -20,5 +22,5 @@ KIND = JobKind(
 
 
 @shared_task(bind=True, name=KIND.task_name)
-def send_callback(self: Task, job_id: str) -> str | None:
+def send_callback(self: Task[Any, Any], job_id: str) -> str | None:
     return execute(self.app, KIND, job_id)

@@ -72,7 +72,7 @@ def write_rejects(path: Path, rows: Rows) -> None:
 def _csv(text: str) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     for row in reader:
-        extra = row.pop(None, None)  # type: ignore[call-overload]
+        extra = row.pop(None, None)
         data: dict[str, Any] = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}
         if extra:
             data["(cells beyond the header)"] = extra

@@ -37,5 +37,5 @@ KIND = JobKind(
 
 
 @shared_task(bind=True, name=KIND.task_name)
-def send_comments(self: Task, job_id: str) -> str | None:
+def send_comments(self: Task[Any, Any], job_id: str) -> str | None:
     return execute(self.app, KIND, job_id)

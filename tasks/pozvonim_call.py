@@ -32,5 +32,5 @@ KIND = JobKind(
 
 
 @shared_task(bind=True, name=KIND.task_name)
-def send_pozvonim_call(self: Task, job_id: str) -> str | None:
+def send_pozvonim_call(self: Task[Any, Any], job_id: str) -> str | None:
     return execute(self.app, KIND, job_id)

@@ -266,7 +266,7 @@ class Producer:
                     "before staging them again"
                 ) from exc
             if moved:
-                return int(self.redis.llen(keys.STAGED_COMMENTS))  # type: ignore[arg-type]
+                return int(self.redis.llen(keys.STAGED_COMMENTS))
             discard_quietly(staging.discard)
             raise unavailable(exc, "staged") from exc
         except BaseException:

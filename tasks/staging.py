@@ -55,9 +55,9 @@ class LeadStaging:
     def move(self) -> int:
         """Put every pushed lead on the nightly staging list; how many are staged now."""
         if not self.pushed:
-            return int(self.client.llen(keys.STAGED_COMMENTS))  # type: ignore[arg-type]
+            return int(self.client.llen(keys.STAGED_COMMENTS))
         staged = int(
-            script(self.client, "move_staged")(  # type: ignore[arg-type]
+            script(self.client, "move_staged")(
                 keys=[self.key, keys.STAGED_COMMENTS], args=[self.pushed]
             )
         )

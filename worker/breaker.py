@@ -46,7 +46,7 @@ class Breaker:
             "http_status": raw.get("http_status") or None,
             "since": float(raw["since"]),
             "probe_at": float(raw["probe_at"]),
-            "held": int(self.client.zcard(self.held_key)),  # type: ignore[arg-type]
+            "held": int(self.client.zcard(self.held_key)),
         }
 
     def open(
@@ -85,7 +85,7 @@ class Breaker:
         probe_at = self.client.hget(self.key, "probe_at")
         if probe_at is None:
             return CLOSED
-        if now < float(probe_at):  # type: ignore[arg-type]
+        if now < float(probe_at):
             return HOLD
         return PROBE if self.client.set(self.probe_key, "1", nx=True, px=lease_ms) else HOLD
 
@@ -97,7 +97,7 @@ class Breaker:
         """Close the breaker and release every held job; return how many."""
         release = script(self.client, "release_held")
         keys_ = [self.key, self.held_key, self.probe_key, keys.DELAYED, self.streak_key]
-        return int(release(keys=keys_, args=[now]))  # type: ignore[arg-type]
+        return int(release(keys=keys_, args=[now]))
 
 
 def open_breakers(client: redis.Redis) -> list[dict[str, Any]]:

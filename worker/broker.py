@@ -36,7 +36,7 @@ def _stopping() -> bool:
     return bool(worker_state.should_stop or worker_state.should_terminate)
 
 
-class RecordingQoS(kombu_redis.QoS):  # type: ignore[misc]
+class RecordingQoS(kombu_redis.QoS):
     """kombu's Redis QoS, except that a message once taken is recorded whatever it takes."""
 
     sleep = staticmethod(time.sleep)
@@ -73,7 +73,7 @@ class RecordingQoS(kombu_redis.QoS):  # type: ignore[misc]
         # ZREM and HDEL only free memory, so a full Redis runs them, except inside MULTI (as
         # kombu sends them), where a full Redis refuses every command. The message goes first:
         # a failure in between leaves an index entry alone, which kombu's sweep drops.
-        with self.channel.conn_or_acquire() as client:
+        with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
             pipe = client.pipeline(transaction=False)
             pipe.hdel(self.unacked_key, delivery_tag).zrem(self.unacked_index_key, delivery_tag)
             pipe.execute()

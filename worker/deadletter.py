@@ -29,11 +29,11 @@ def list_records(client: redis.Redis, limit: int = 100) -> list[dict[str, Any]]:
 
 def get(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
     raw = client.hget(keys.DLQ, job_id)
-    return json.loads(raw) if raw else None  # type: ignore[arg-type]
+    return json.loads(raw) if raw else None
 
 
 def count(client: redis.Redis) -> int:
-    return int(client.zcard(keys.DLQ_INDEX))  # type: ignore[arg-type]
+    return int(client.zcard(keys.DLQ_INDEX))
 
 
 def all_records(client: redis.Redis) -> list[dict[str, Any]]:

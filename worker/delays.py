@@ -13,4 +13,4 @@ def park(pipe: redis.Redis, job_id: str, due_at: float) -> None:
 
 
 def count(client: redis.Redis) -> int:
-    return int(client.zcard(keys.DELAYED))  # type: ignore[arg-type]
+    return int(client.zcard(keys.DELAYED))

@@ -75,7 +75,7 @@ def alive(client: redis.Redis, within: float) -> list[dict[str, object]]:
     """Worker processes seen in the last ``within`` seconds (older entries are forgotten)."""
     now = time.time()
     found, stale = [], []
-    for name, raw in client.hgetall(keys.WORKERS).items():  # type: ignore[union-attr]
+    for name, raw in client.hgetall(keys.WORKERS).items():
         entry = json.loads(raw)
         if now - entry["seen"] <= within:
             found.append(entry)
@@ -83,4 +83,4 @@ def alive(client: redis.Redis, within: float) -> list[dict[str, object]]:
             stale.append(name)
     if stale:
         client.hdel(keys.WORKERS, *stale)
-    return sorted(found, key=lambda e: (str(e["host"]), int(e["pid"])))  # type: ignore[call-overload]
+    return sorted(found, key=lambda e: (str(e["host"]), int(e["pid"])))

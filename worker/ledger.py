@@ -106,7 +106,7 @@ class Ledger:
     def today(self) -> dict[str, int | bool | None]:
         """Points used, reserved and left today (left is None without a budget)."""
         key = self.key()
-        seconds, micros = self.client.time()  # type: ignore[misc]
+        seconds, micros = self.client.time()
         with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(key)
             pipe.zrangebyscore(

@@ -197,7 +197,7 @@ class Limiter:
             keys=[self._pause, f"{self.key}:stats", self._margin],
             args=[max(1, pause_us), self.margin_us, self.margin_max_us],
         )
-        return int(resume) / 1_000_000  # type: ignore[arg-type]
+        return int(resume) / 1_000_000
 
     def observe(self, round_trip: float | None) -> int:
         """An answer came back after ``round_trip`` seconds (None: no usable sample): learn
@@ -216,11 +216,11 @@ class Limiter:
                 self.slow_start_us,
             ],
         )
-        return int(margin)  # type: ignore[arg-type]
+        return int(margin)
 
     def snapshot(self) -> dict[str, int | float]:
         """What ``ctq status`` shows for this key."""
-        seconds, micros = self.client.time()  # type: ignore[misc]
+        seconds, micros = self.client.time()
         now = seconds * 1_000_000 + micros
         with self.client.pipeline(transaction=False) as pipe:
             pipe.zcount(f"{self.key}:permits", now - self.window_us, now)

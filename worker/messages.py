@@ -38,7 +38,8 @@ class MessageBuilder:
         """Commands that put task ``task_name(job_id)`` on ``queue``; task id = job id."""
         task = self.app.amqp.create_task_message(job_id, task_name, (job_id,), {})
         content_type, encoding, body = serialization.dumps(task.body, serializer="json")
-        channel = self._connection.default_channel
+        # kombu's Redis channel: ``StdChannel``, its declared type, has no publish methods.
+        channel: Any = self._connection.default_channel
         message = channel.prepare_message(
             body, 0, content_type, encoding, task.headers, dict(task.properties, delivery_mode=2)
         )

@@ -39,7 +39,7 @@ def recover_stalled(client: redis.Redis, now: float, grace: float) -> int:
     job holds no lease; return how many were put back."""
     tags = client.zrangebyscore(keys.KOMBU_UNACKED_INDEX, "-inf", now - grace)
     restored = 0
-    for tag in tags:  # type: ignore[union-attr]
+    for tag in tags:
         restored += transact(client, partial(_restore, tag=str(tag)), keys.KOMBU_UNACKED)
     return restored
 
@@ -48,12 +48,12 @@ def _restore(pipe: redis.client.Pipeline, tag: str) -> int:
     raw = pipe.hget(keys.KOMBU_UNACKED, tag)
     if not raw:
         return 0  # acked meanwhile
-    message, _exchange, queue = json.loads(raw)  # type: ignore[arg-type]
+    message, _exchange, queue = json.loads(raw)
     headers: dict[str, Any] = message.get("headers") or {}
     if headers.get("task") not in JOB_TASKS:
         return 0  # maintenance ticks: the visibility timeout brings them back
     job_id = str(headers.get("id"))
-    pipe.watch(keys.lease(job_id), keys.job(job_id))
+    pipe.watch(keys.lease(job_id), keys.job(job_id))  # type: ignore[no-untyped-call]
     if pipe.exists(keys.lease(job_id)):
         return 0  # its worker is alive
     state = pipe.hget(keys.job(job_id), "state")

@@ -65,8 +65,9 @@ def connect(settings: Settings, url: str | None = None, *, resend: bool = True) 
     url = url or redis_url(settings)
     if is_sentinel(url):
         nodes, db = sentinel_nodes(url)
-        sentinels = Sentinel(nodes, socket_timeout=5, socket_connect_timeout=5)
-        return sentinels.master_for(settings.sentinel_master, db=db, **options)
+        sentinels = Sentinel(nodes, socket_timeout=5, socket_connect_timeout=5)  # type: ignore[no-untyped-call]
+        primary: redis.Redis = sentinels.master_for(settings.sentinel_master, db=db, **options)  # type: ignore[no-untyped-call]
+        return primary
     return redis.Redis.from_url(url, **options)
 
 

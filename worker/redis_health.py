@@ -22,7 +22,7 @@ class EvictingRedis(CtqError):
 
 def memory(client: redis.Redis) -> dict[str, Any]:
     """Used and maximum memory (0: no limit), the eviction policy, and whether it is full."""
-    info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
+    info: dict[str, Any] = client.info("memory")
     used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
     return {
         "used_bytes": used,

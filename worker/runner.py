@@ -87,7 +87,7 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
     )
     if not took:
         # Another worker runs it (or died running it): look again when its lease ends.
-        due = rt.clock() + max(1000, int(rt.redis.pttl(lease.name))) / 1000  # type: ignore[arg-type]
+        due = rt.clock() + max(1000, int(rt.redis.pttl(lease.name))) / 1000
         delays.park(rt.redis, job_id, due)
         log.info("job %s is leased by another worker; looking again at %s", job_id, due)
         return job.state

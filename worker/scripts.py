@@ -20,7 +20,7 @@ def _source(name: str) -> str:
     return (resources.files("worker") / "lua" / f"{name}.lua").read_text()
 
 
-class RefusalAwareScript(Script):  # type: ignore[misc]
+class RefusalAwareScript(Script):
     """A script whose refused writes raise ``OutOfMemoryError`` or ``ReadOnlyError`` on every
     Redis version, so callers wait them out like the same refusal of a plain command."""
 

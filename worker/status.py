@@ -35,8 +35,8 @@ def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
         "limiters": limiters(client, settings),
         "points_today": points_today(client, settings),
         "paused": open_breakers(client),
-        "staged_leads": int(client.llen(keys.STAGED_COMMENTS)),  # type: ignore[arg-type]
-        "beat_last_tick": float(client.get(keys.BEAT_TICK) or 0) or None,  # type: ignore[arg-type]
+        "staged_leads": int(client.llen(keys.STAGED_COMMENTS)),
+        "beat_last_tick": float(client.get(keys.BEAT_TICK) or 0) or None,
         "workers": alive(client, within=WORKER_SILENT_AFTER),
         "redis": memory(client),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery, current_app
+from celery import current_app
 from celery.signals import worker_process_init, worker_ready
 from kombu import Exchange, Queue
 
@@ -14,7 +14,7 @@ from tasks.registry import KINDS, TASK_MODULES
 from worker import broker, keys
 from worker.recovery import start_recovering
 from worker.redis_conn import broker_url, connect, redis_url
-from worker.runtime import runtime_of
+from worker.runtime import CtqApp, runtime_of
 
 # How often each worker looks for messages whose job lost its worker (worker.recovery).
 RECOVERY_INTERVAL = 1.0
@@ -25,11 +25,11 @@ def _queue(name: str) -> Queue:
     return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
 
-def create_app(settings: Settings, url: str | None = None) -> Celery:
+def create_app(settings: Settings, url: str | None = None) -> CtqApp:
     """A Celery app bound to ``settings`` (tasks find them through ``worker.runtime``)."""
     url = url or redis_url(settings)
     broker.install()
-    app = Celery("ctq", broker=broker_url(url), set_as_current=True)
+    app = CtqApp(settings, url, broker=broker_url(url), set_as_current=True)
     app.conf.update(
         include=[*TASK_MODULES, "scheduler.maintenance"],
         task_queues=[_queue(name) for name in keys.CONSUME_ORDER],
@@ -81,8 +81,6 @@ def create_app(settings: Settings, url: str | None = None) -> Celery:
         app.conf.task_annotations = {
             kind.task_name: {"rate_limit": f"{per_second}/s"} for kind in KINDS.values()
         }
-    app.ctq_settings = settings  # type: ignore[attr-defined]
-    app.ctq_redis_url = url  # type: ignore[attr-defined]
     return app
 
 

@@ -125,11 +125,26 @@ def build_runtime(settings: Settings, redis_url: str) -> Runtime:
     )
 
 
+class CtqApp(Celery):
+    """ctq's Celery app: it knows ctq's settings and builds each process's ``Runtime`` the
+    first time a task there needs it (a prefork child after the fork, never sharing the
+    parent's sockets)."""
+
+    def __init__(self, settings: Settings, redis_url: str, **options: Any) -> None:
+        super().__init__("ctq", **options)
+        self.ctq_settings = settings
+        self.ctq_redis_url = redis_url
+        self._runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None or self._runtime.pid != os.getpid():
+            self._runtime = build_runtime(self.ctq_settings, self.ctq_redis_url)
+        return self._runtime
+
+
 def runtime_of(app: Celery) -> Runtime:
     """This process's runtime for ``app`` (created by ``worker.celery_app.create_app``)."""
-    runtime: Runtime | None = getattr(app, "ctq_runtime", None)
-    # A forked pool child must not share the parent's sockets.
-    if runtime is None or runtime.pid != os.getpid():
-        runtime = build_runtime(app.ctq_settings, app.ctq_redis_url)  # type: ignore[attr-defined]
-        app.ctq_runtime = runtime  # type: ignore[attr-defined]
-    return runtime
+    if not isinstance(app, CtqApp):
+        raise TypeError(f"not a ctq app: {app!r}; create it with worker.celery_app.create_app")
+    return app.runtime

@@ -177,8 +177,9 @@ def test_dead_letters_can_be_replayed_and_purged(
     replayed = run_ctq(["dlq", "replay", "--code", "10003", "--json"], worker_env)
     assert replayed.returncode == 0, replayed.stderr
     new_id = json.loads(replayed.stdout)["enqueued"][widget]
-    again = json.loads(run_ctq(["dlq", "replay", widget, "--json"], worker_env).stdout)
-    assert again["enqueued"] == {}  # already replayed: its record is gone
+    again = run_ctq(["dlq", "replay", widget, "--json"], worker_env)
+    assert again.returncode == 1  # already replayed: its record is gone
+    assert f"no dead letter {widget}; nothing was replayed" in again.stderr
     wait_for(lambda: status(worker_env, new_id)["state"] == "dead")
     assert len([r for r in sandbox.received() if r["body"]["phone"] == "79990010003"]) == 2
 

@@ -9,6 +9,7 @@ anything but an account-level answer closes the breaker and releases the held jo
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -16,7 +17,15 @@ import redis
 from worker import keys
 from worker.scripts import script
 
-CLOSED, PROBE, HOLD = "closed", "probe", "hold"
+
+class Admission(StrEnum):
+    """What an open or closed breaker says to a job about to be sent."""
+
+    CLOSED = "closed"  # send
+    PROBE = "probe"  # send: this job is the one probe of an open breaker
+    HOLD = "hold"  # do not send: held until the breaker closes
+
+
 # A run of unknown codes is forgotten after a quiet day.
 STREAK_KEEP_SECONDS = 86400
 
@@ -80,14 +89,15 @@ class Breaker:
             streak, _ = pipe.execute()
         return int(streak)
 
-    def admit(self, now: float, lease_ms: int) -> str:
-        """``closed`` (send), ``probe`` (send: this job is the one probe), or ``hold``."""
+    def admit(self, now: float, lease_ms: int) -> Admission:
         probe_at = self.client.hget(self.key, "probe_at")
         if probe_at is None:
-            return CLOSED
+            return Admission.CLOSED
         if now < float(probe_at):
-            return HOLD
-        return PROBE if self.client.set(self.probe_key, "1", nx=True, px=lease_ms) else HOLD
+            return Admission.HOLD
+        if self.client.set(self.probe_key, "1", nx=True, px=lease_ms):
+            return Admission.PROBE
+        return Admission.HOLD
 
     def hold(self, pipe: redis.Redis, job_id: str, now: float) -> None:
         """Keep ``job_id`` until the breaker closes (in the caller's transaction)."""

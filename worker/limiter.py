@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 from urllib.parse import urlsplit
 
 import limits
@@ -23,7 +24,16 @@ import redis
 from worker import keys
 from worker.scripts import script
 
-BOOKED, COME_BACK, POINTS_SPENT, YIELD = 0, 1, 2, 3
+
+class Booking(IntEnum):
+    """What ``acquire.lua`` answers to a booking attempt."""
+
+    BOOKED = 0  # the slot is this job's
+    COME_BACK = 1  # bulk: no slot free now; come back when told
+    POINTS_SPENT = 2  # the day's points are spent
+    YIELD = 3  # bulk: a callback is waiting; give the process to it
+
+
 # Booking members must be unique per limiter key across every Limiter object and process:
 # booking an existing member again would move its slot instead of adding one.
 _MEMBER_IDS = itertools.count()
@@ -113,7 +123,7 @@ class Limiter:
         least 1 ms); the learned spread comes on top of it (observe.lua)."""
         return max(self.margin_us / 2, 1000.0)
 
-    def book(self, lane: str, claim: PointsClaim, member: str) -> tuple[int, int, int]:
+    def book(self, lane: str, claim: PointsClaim, member: str) -> tuple[Booking, int, int]:
         """One booking attempt: ``(status, slot_us, now_us)`` on the server's clock."""
         bulk = lane == keys.BULK
         status, slot, now = self._script(
@@ -140,7 +150,7 @@ class Limiter:
                 self.slow_start_us,
             ],
         )
-        return int(status), int(slot), int(now)
+        return Booking(int(status)), int(slot), int(now)
 
     def acquire(
         self, lane: str, claim: PointsClaim, max_wait: float = math.inf
@@ -158,15 +168,15 @@ class Limiter:
         while True:
             member = f"{os.getpid()}.{next(_MEMBER_IDS)}"
             status, slot, now = self.book(lane, claim, member)
-            if status == POINTS_SPENT:
+            if status is Booking.POINTS_SPENT:
                 return None
-            if status == YIELD:
+            if status is Booking.YIELD:
                 return ComeBack(0.0, "a callback was waiting for a worker: gave way", give_way=True)
-            if status == BOOKED and slot <= now:
+            if status is Booking.BOOKED and slot <= now:
                 return Permit(member, slot, claim)
             delay = (slot - now) / 1_000_000
             if delay > max_wait:
-                if status == BOOKED:
+                if status is Booking.BOOKED:
                     self.cancel(Permit(member, slot, claim))
                 return ComeBack(
                     delay,
@@ -175,7 +185,7 @@ class Limiter:
             started = time.monotonic()
             self.sleep(delay)
             late = time.monotonic() - started - delay
-            if status != BOOKED:
+            if status is not Booking.BOOKED:
                 continue
             permit = Permit(member, slot, claim)
             if late * 1_000_000 <= self.lateness_us:

@@ -16,7 +16,7 @@ from redis.exceptions import LockError
 from config.policy import Outcome
 from tasks.kind import JobKind
 from worker import delays, jobstore, records
-from worker.breaker import HOLD, PROBE, Breaker
+from worker.breaker import Admission, Breaker
 from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
 from worker.lease import Lease
@@ -157,9 +157,9 @@ class JobRun:
             admitted = self.breaker.admit(
                 self.rt.clock(), self.rt.settings.visibility_timeout * 1000
             )
-            if admitted == HOLD:
+            if admitted is Admission.HOLD:
                 return records.hold(self.rt, self.job, self.breaker)
-            self.probing = admitted == PROBE
+            self.probing = admitted is Admission.PROBE
         return self._send_once()
 
     def _send_once(self) -> str | tuple[Verdict, Permit | None] | ComeBack | None:

@@ -21,7 +21,7 @@ from tests.helpers import WorkerProcess, run_ctq, wait_for
 from tests.integration import limiter_clients as clients
 from worker import jobstore, keys
 from worker.ledger import Ledger, day_of, next_reset
-from worker.limiter import BOOKED, COME_BACK, Permit
+from worker.limiter import Booking, Permit
 
 pytestmark = pytest.mark.integration
 
@@ -74,18 +74,21 @@ def test_booked_slots_never_exceed_the_limit_in_any_window(
     booked = []
     for n, lane in enumerate(lanes):
         status, slot, _ = limiter.book(lane, clients.NO_POINTS, f"m{n}")
-        if status == BOOKED:
+        if status == Booking.BOOKED:
             booked.append(slot)
     assert over_the_limit(booked, limit, WINDOW_US + margin_ms * 1000) == []
 
 
 def test_a_waiting_realtime_job_is_served_before_a_waiting_bulk_job(redis_url: str) -> None:
     limiter = clients.make_limiter(redis_url)
-    assert limiter.book(keys.BULK, clients.NO_POINTS, "sent")[0] == BOOKED  # the slot now
+    assert limiter.book(keys.BULK, clients.NO_POINTS, "sent")[0] == Booking.BOOKED  # the slot now
     status, come_back, _ = limiter.book(keys.BULK, clients.NO_POINTS, "bulk-waiter")
-    assert status == COME_BACK
+    assert status == Booking.COME_BACK
     status, realtime_slot, _ = limiter.book(keys.REALTIME, clients.NO_POINTS, "realtime-waiter")
-    assert (status, realtime_slot) == (BOOKED, come_back)  # realtime took the slot bulk wanted
+    assert (status, realtime_slot) == (
+        Booking.BOOKED,
+        come_back,
+    )  # realtime took the slot bulk wanted
 
     got: dict[str, Permit | None] = {}
 
@@ -105,11 +108,11 @@ def test_a_waiting_realtime_job_is_served_before_a_waiting_bulk_job(redis_url: s
 def test_bulk_alone_is_told_to_come_back_exactly_when_the_next_slot_frees(redis_url: str) -> None:
     limiter = clients.make_limiter(redis_url)
     status, first, _ = limiter.book(keys.BULK, clients.NO_POINTS, "b0")
-    assert status == BOOKED
+    assert status == Booking.BOOKED
     status, come_back, _ = limiter.book(keys.BULK, clients.NO_POINTS, "b1")
     # Nothing learned yet: slots are paced at the slow-start margin.
     slow_start = -(-(limiter.window_us + limiter.slow_start_us) // limiter.limit)
-    assert (status, come_back) == (COME_BACK, first + slow_start)
+    assert (status, come_back) == (Booking.COME_BACK, first + slow_start)
     permit = limiter.acquire(keys.BULK, clients.NO_POINTS)
     assert permit and permit.slot_us >= come_back
 

@@ -63,7 +63,7 @@ def test_bad_rows_refuse_the_load_unless_skip_invalid_writes_them_out(
     )
     assert loaded.returncode == 0, loaded.stderr
     assert "campaign spring: 2 callback(s) loaded" in loaded.stdout
-    assert "validating [" in loaded.stderr and "3/3" in loaded.stderr
+    assert "validating [" not in loaded.stderr  # the progress bar is for terminals only
     [reject] = [
         json.loads(line) for line in (tmp_path / "calls.csv.rejects.jsonl").read_text().splitlines()
     ]

@@ -8,11 +8,12 @@ import sys
 
 from pydantic import ValidationError
 
-from cli import campaign, dlq, enqueue, nightly, processes, resume, status, up
+from cli import campaign, cancel, dlq, enqueue, jobs, nightly, processes, resume, status, up
 from cli.common import FAILED, REDIS_UNAVAILABLE, CommandError
 from config import Settings
 from tasks.producer import QueueUnavailable
 from worker.embedded_redis import EmbeddedRedisError
+from worker.errors import CtqError
 from worker.redaction import redact_log_records
 from worker.redis_health import EvictingRedis
 
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     processes.add_parsers(commands)
     enqueue.add_parser(commands)
     status.add_parser(commands)
+    jobs.add_parser(commands)
+    cancel.add_parser(commands)
     dlq.add_parser(commands)
     resume.add_parser(commands)
     nightly.add_parsers(commands)
@@ -58,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CommandError, EmbeddedRedisError, EvictingRedis) as exc:
         print(f"ctq: {exc}", file=sys.stderr)
         return getattr(exc, "status", FAILED)
+    except CtqError as exc:
+        print(f"ctq: {exc}", file=sys.stderr)
+        return exc.exit_status
 
 
 if __name__ == "__main__":

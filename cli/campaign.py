@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.common import FAILED, INVALID_INPUT, CommandError, print_json, redis_client
+from cli.common import INVALID_INPUT, CommandError, print_json, redis_client
 from config import Settings
 from scheduler import campaigns
-from scheduler.campaigns import Campaign, CampaignError
+from scheduler.campaigns import Campaign
 from scheduler.windows import CallWindow
 from tasks.campaign_rows import read_rows, write_rejects
 from tasks.producer import Producer
@@ -43,12 +43,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         ("pause", "stop releasing"),
         ("resume", "release again"),
         ("cancel", "stop for good; rows not released are dropped"),
+        ("delete", "forget a finished or cancelled campaign (its name can be loaded again)"),
     ):
         sub = actions.add_parser(action, help=helptext)
         sub.add_argument("name")
         if action == "status":
             sub.add_argument("--json", action="store_true")
-        sub.set_defaults(run=run_status if action == "status" else run_state)
+        runs = {"status": run_status, "delete": run_delete}
+        sub.set_defaults(run=runs.get(action, run_state))
 
 
 def _progress(done: int, total: int) -> None:
@@ -99,8 +101,6 @@ def run_load(args: argparse.Namespace, settings: Settings) -> int:
     producer = Producer(settings)
     try:
         loaded = campaigns.load(producer, campaign, rows.valid)
-    except CampaignError as exc:
-        raise CommandError(str(exc), INVALID_INPUT) from None
     finally:
         producer.close()
     print(
@@ -127,11 +127,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        shown = campaigns.status(redis_client(settings), args.name, campaigns.utcnow())
-    except CampaignError as exc:
-        print(exc)
-        return FAILED
+    shown = campaigns.status(redis_client(settings), args.name, campaigns.utcnow())
     if args.json:
         print_json(shown)
         return 0
@@ -150,10 +146,12 @@ def run_state(args: argparse.Namespace, settings: Settings) -> int:
     state = {"pause": campaigns.PAUSED, "resume": campaigns.ACTIVE, "cancel": campaigns.CANCELLED}[
         args.action
     ]
-    try:
-        campaigns.set_state(redis_client(settings), args.name, state)
-    except CampaignError as exc:
-        print(exc)
-        return FAILED
+    campaigns.set_state(redis_client(settings), args.name, state)
     print(f"campaign {args.name}: {state}")
+    return 0
+
+
+def run_delete(args: argparse.Namespace, settings: Settings) -> int:
+    campaigns.delete(redis_client(settings), args.name)
+    print(f"campaign {args.name}: deleted")
     return 0

@@ -44,12 +44,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("pause", "stop releasing"),
         ("resume", "release again"),
         ("cancel", "stop for good; rows not released are dropped"),
+        ("delete", "forget a finished or cancelled campaign (its name can be loaded again)"),
     ):
         sub = actions.add_parser(action, help=helptext)
         sub.add_argument("name")
         if action == "status":
             sub.add_argument("--json", action="store_true")
-        sub.set_defaults(run=run_status if action == "status" else run_state)
+        runs = {"status": run_status, "delete": run_delete}
+        sub.set_defaults(run=runs.get(action, run_state))
 
 
 def _progress(done: int, total: int) -> None:
@@ -154,4 +156,10 @@ def run_state(args: argparse.Namespace, settings: Settings) -> int:
     ]
     campaigns.set_state(redis_client(settings), args.name, state)
     print(f"campaign {args.name}: {state}")
+    return 0
+
+
+def run_delete(args: argparse.Namespace, settings: Settings) -> int:
+    campaigns.delete(redis_client(settings), args.name)
+    print(f"campaign {args.name}: deleted")
     return 0

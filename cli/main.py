@@ -11,7 +11,7 @@ import redis
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from cli import campaign, dlq, enqueue, nightly, processes, resume, status, up
+from cli import campaign, cancel, dlq, enqueue, jobs, nightly, processes, resume, status, up
 from cli.common import report_refusal
 from config import Settings
 from config.settings import configuration_problems
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     processes.add_parsers(commands)
     enqueue.add_parser(commands)
     status.add_parser(commands)
+    jobs.add_parser(commands)
+    cancel.add_parser(commands)
     dlq.add_parser(commands)
     resume.add_parser(commands)
     nightly.add_parsers(commands)

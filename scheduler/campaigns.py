@@ -27,6 +27,10 @@ from worker.messages import MessageBuilder
 from worker.transactions import transact
 
 ACTIVE, PAUSED, CANCELLED = "active", "paused", "cancelled"
+# Not stored: an active or paused campaign with no row left whose every job has finished.
+FINISHED = "finished"
+# A campaign in one of these states is over: its name may be loaded again, or deleted.
+OVER = (FINISHED, CANCELLED)
 
 
 class CampaignError(InvalidInput):
@@ -68,15 +72,21 @@ def load(producer: Producer, campaign: Campaign, rows: Iterable[CallbackJob]) ->
     key = keys.campaign(campaign.name)
 
     def create(pipe: redis.client.Pipeline) -> None:
-        if pipe.exists(key):
-            raise CampaignError(f"campaign {campaign.name!r} exists; cancel it or pick a new name")
+        previous = progress(client, campaign.name)  # read after WATCH: a change aborts us
+        if previous is not None and previous.state not in OVER:
+            raise CampaignError(
+                f"campaign {campaign.name!r} exists ({previous.state}); cancel it or pick a "
+                "new name"
+            )
         pipe.multi()
+        pipe.delete(key, f"{key}:rows", f"{key}:jobs")  # a finished or cancelled one's
         pipe.hset(key, mapping=meta)
         for start in range(0, len(lines), 10_000):
             pipe.rpush(f"{key}:rows", *lines[start : start + 10_000])
         pipe.sadd(keys.CAMPAIGNS, campaign.name)
 
-    transact(client, create, key)  # a load of the same name meanwhile: "exists"
+    # A load of the same name meanwhile: "exists"; a release meanwhile: looked at again.
+    transact(client, create, key, f"{key}:rows", f"{key}:jobs")
     return len(lines)
 
 
@@ -97,9 +107,11 @@ def get(client: redis.Redis, name: str) -> Campaign:
 
 def set_state(client: redis.Redis, name: str, state: str) -> None:
     """Pause, resume or cancel; a cancelled campaign drops the rows not released yet."""
-    current = get(client, name)
-    if current.state == CANCELLED:
-        raise CampaignError(f"campaign {name!r} is cancelled")
+    current = progress(client, name)
+    if current is None:
+        raise NotFound(f"no campaign {name!r}")
+    if current.state in OVER:
+        raise CampaignError(f"campaign {name!r} is {current.state}")
     with client.pipeline(transaction=True) as pipe:
         pipe.hset(keys.campaign(name), "state", state)
         if state == CANCELLED:
@@ -175,20 +187,69 @@ def _release(
     return int(released)
 
 
-def status(client: redis.Redis, name: str, now: datetime) -> dict[str, Any]:
-    """Loaded, released, done, failed, left, and when the rest should be released."""
-    campaign = get(client, name)
+def delete(client: redis.Redis, name: str) -> None:
+    """Forget a finished or cancelled campaign: its settings and rows (its jobs' records
+    expire by themselves)."""
     key = keys.campaign(name)
-    meta: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
-    job_ids: list[str] = client.lrange(f"{key}:jobs", 0, -1)  # type: ignore[assignment]
+
+    def remove(pipe: redis.client.Pipeline) -> None:
+        found = progress(client, name)  # read after WATCH: a change aborts us
+        if found is None:
+            raise NotFound(f"no campaign {name!r}")
+        if found.state not in OVER:
+            raise CampaignError(
+                f"campaign {name!r} is {found.state}: cancel it first, or wait until it has "
+                "finished"
+            )
+        pipe.multi()
+        pipe.delete(key, f"{key}:rows", f"{key}:jobs")
+        pipe.srem(keys.CAMPAIGNS, name)
+
+    transact(client, remove, key, f"{key}:rows", f"{key}:jobs")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A campaign's stored settings and counters, rows left, and its released jobs' states
+    (None for a record that has expired: only finished jobs expire)."""
+
+    meta: dict[str, str]
+    left: int
+    job_states: list[str | None]
+
+    @property
+    def state(self) -> str:
+        stored = self.meta["state"]
+        ended = all(s is None or s in jobstore.TERMINAL for s in self.job_states)
+        return FINISHED if stored in (ACTIVE, PAUSED) and self.left == 0 and ended else stored
+
+
+def progress(client: redis.Redis, name: str) -> Progress | None:
+    key = keys.campaign(name)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(key)
+        pipe.llen(f"{key}:rows")
+        pipe.lrange(f"{key}:jobs", 0, -1)
+        meta, left, job_ids = pipe.execute()
+    if not meta:
+        return None
     with client.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.hget(keys.job(job_id), "state")
         states = pipe.execute()
-    left = int(client.llen(f"{key}:rows"))
+    return Progress(meta, int(left), states)
+
+
+def status(client: redis.Redis, name: str, now: datetime) -> dict[str, Any]:
+    """Loaded, released, done, failed, left, and when the rest should be released."""
+    campaign = get(client, name)
+    found = progress(client, name)
+    if found is None:
+        raise NotFound(f"no campaign {name!r}")
+    meta, left, states = found.meta, found.left, found.job_states
     return {
         "name": name,
-        "state": campaign.state,
+        "state": found.state,
         "window": f"{campaign.window} {campaign.days} {campaign.timezone}",
         "per_minute": campaign.per_minute,
         "loaded": int(meta["loaded"]),

@@ -186,6 +186,8 @@ class Batch:
                         keys.STATS,
                         keys.DELAYED,
                         keys.batch_receipt(self.id),
+                        keys.jobs_in(jobstore.State.QUEUED),
+                        keys.jobs_in(jobstore.State.DELAYED),
                     ],
                     args=[self.staged, f"{time.time():.6f}", self.window, RECEIPT_TTL],
                 )

@@ -20,6 +20,7 @@ from tasks.validation import JobValidationError, Problem, validate
 from worker.errors import InvalidInput
 
 Progress = Callable[[int, int], None]
+NO_ROWS = "the file has no rows (empty, or a header only); nothing was loaded"
 
 
 @dataclass
@@ -71,7 +72,13 @@ def write_rejects(path: Path, rows: Rows) -> None:
 
 def _csv(text: str) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    headers = [name.strip() for name in reader.fieldnames or ()]
+    for name in headers:
+        if name and headers.count(name) > 1:
+            raise InvalidInput(f"line 1: duplicate header {name!r}; nothing was loaded")
+    rows = 0
     for row in reader:
+        rows += 1
         extra = row.pop(None, None)
         data: dict[str, Any] = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}
         if extra:
@@ -81,13 +88,19 @@ def _csv(text: str) -> Iterator[tuple[int, Any]]:
         if "unitId" in data and str(data["unitId"]).isdigit():
             data["unitId"] = int(data["unitId"])
         yield reader.line_num, data
+    if not rows:
+        raise InvalidInput(NO_ROWS)
 
 
 def _jsonl(text: str) -> Iterator[tuple[int, Any]]:
+    rows = 0
     # "\n" only: a JSON string may hold U+2028 and other Unicode line breaks.
-    for number, raw in enumerate(text.split("\n"), start=1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         if raw.strip():
+            rows += 1
             try:
                 yield number, json.loads(raw)
             except json.JSONDecodeError as exc:
                 yield number, f"not valid JSON: {exc.msg}"
+    if not rows:
+        raise InvalidInput(NO_ROWS)

@@ -226,6 +226,7 @@ class Producer:
                 getattr(pipe, command)(*args)
         pipe.hset(keys.job(job_id), mapping=fields)
         pipe.hincrby(keys.STATS, str(fields["state"]), 1)
+        pipe.zadd(keys.jobs_in(str(fields["state"])), {job_id: now})
         return job_id
 
     def stage_comments(self, leads: Iterable[dict[str, Any] | CommentLead]) -> int:

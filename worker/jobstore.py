@@ -25,9 +25,12 @@ class State(StrEnum):
     PAUSED = "paused"  # held by an open circuit breaker
     DONE = "done"
     DEAD = "dead"
+    CANCELLED = "cancelled"  # by ``ctq cancel``, before it was sent
 
 
-TERMINAL = frozenset({State.DONE, State.DEAD})
+TERMINAL = frozenset({State.DONE, State.DEAD, State.CANCELLED})
+# Each state's index of its jobs (``keys.jobs_in``), kept by every write of a job's state.
+INDEXES = {state: keys.jobs_in(state) for state in State}
 
 
 @dataclass
@@ -92,16 +95,25 @@ def transition(
     """Move ``job_id`` to ``state`` (counting an attempt if asked); JSON-encode ``values``.
 
     ``client`` may be a transaction pipeline, to move the job together with other writes.
-    Returns the previous state and attempt count, or None when the job does not exist.
+    Returns the previous state and attempt count, or None when the job does not exist. A
+    cancelled job is left as it is (the previous state returned is ``cancelled``).
     """
     pairs: list[str] = []
     for name, value in values.items():
         pairs += [name, json.dumps(value, ensure_ascii=False, separators=(",", ":"))]
-    args: list[str | int] = [state, f"{now or time.time():.6f}", int(attempt), keep_seconds, *pairs]
-    answer = script(client, "transition")(keys=[keys.job(job_id), keys.STATS], args=args)
+    stamp = f"{now or time.time():.6f}"
+    args: list[str | int] = [state, stamp, int(attempt), keep_seconds, job_id, *pairs]
+    answer = script(client, "transition")(
+        keys=[keys.job(job_id), keys.STATS, *INDEXES.values()], args=args
+    )
     if answer is None or isinstance(answer, redis.client.Pipeline):
         return None
     return answer[0], int(answer[1])
+
+
+def state_of(client: redis.Redis, job_id: str) -> State | None:
+    raw = client.hget(keys.job(job_id), "state")
+    return None if raw is None else State(raw)  # type: ignore[arg-type]
 
 
 def counts(client: redis.Redis) -> dict[str, int]:

@@ -90,6 +90,12 @@ def job(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def jobs_in(state: str) -> str:
+    """Zset of the jobs in ``state``: job id -> unix time it entered that state (``ctq jobs``).
+    Kept by every write of a job's state; finished jobs leave it when their record expires."""
+    return f"{PREFIX}:jobs:{state}"
+
+
 def batch(batch_id: str) -> str:
     """List of the jobs one producer staged (JSON, one a job), seen by no worker until
     ``commit_batch.lua`` makes them visible; ``:payloads`` hash of their bodies and

@@ -69,7 +69,8 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
     """Send job ``job_id`` until it is done, dead-lettered or parked; return its new state.
 
     Every request first takes a permit from the shared limiter. A message for a job that is
-    already done or dead (a redelivery after the result was recorded) sends nothing.
+    already done or dead (a redelivery after the result was recorded), or cancelled, sends
+    nothing.
     """
     job = jobstore.load(rt.redis, job_id)
     if job is None:
@@ -166,7 +167,10 @@ class JobRun:
         """Take a permit (reserving points), send, classify. Nothing is sent when the day's
         points are spent (None) or the next slot is further than this process may wait."""
         rt, job = self.rt, self.job
-        jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
+        moved = jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
+        if moved is not None and moved[0] == State.CANCELLED:
+            log.info("job %s was cancelled; not sent", job.id)
+            return State.CANCELLED
         permit: Permit | None = None
         self.claim = claim = self.via.claim(self.kind.name, job.lane)
         if self.via.limiter:

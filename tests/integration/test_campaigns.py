@@ -19,7 +19,7 @@ from tasks.models import CallbackJob
 from tasks.producer import Producer
 from tests.conftest import RunningSandbox, env_for
 from tests.helpers import WorkerProcess, run_ctq, wait_for
-from worker import keys
+from worker import jobstore, keys
 
 pytestmark = pytest.mark.integration
 
@@ -138,8 +138,6 @@ def test_cancel_drops_the_rows_not_released(producer: Producer, tmp_path: Path) 
     campaigns.set_state(producer.redis, "gone", campaigns.CANCELLED)
     assert campaigns.release_due(producer, at("2030-03-04 10:00"), 600) == {}
     assert campaigns.status(producer.redis, "gone", at("2030-03-04 10:00"))["left"] == 0
-    with pytest.raises(campaigns.CampaignError):
-        campaigns.load(producer, campaign("gone"), rows(1))
 
 
 def test_campaign_commands(redis_url: str, sandbox: RunningSandbox, tmp_path: Path) -> None:
@@ -220,3 +218,97 @@ def test_beat_releases_a_loaded_campaign_to_real_workers(
         interval=1,
     )
     assert sorted(r["body"]["phone"] for r in sandbox.accepted()) == phones
+
+
+def test_a_campaign_whose_jobs_have_all_finished_is_finished_and_its_name_free_again(
+    producer: Producer, redis_url: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = env_for(redis_url, sandbox, tmp_path / "data")
+    campaigns.load(producer, campaign("spring"), rows(2))
+    assert campaigns.release_due(producer, at("2030-03-04 10:00"), 600) == {"spring": 2}
+    assert "spring               active" in run_ctq(["campaign", "list"], env).stdout
+    for job_id in producer.redis.lrange(f"{keys.campaign('spring')}:jobs", 0, -1):
+        jobstore.transition(producer.redis, str(job_id), jobstore.State.DONE, keep_seconds=60)
+
+    assert (
+        "spring               finished  loaded 2  left 0"
+        in run_ctq(["campaign", "list"], env).stdout
+    )
+    shown = json.loads(run_ctq(["campaign", "status", "spring", "--json"], env).stdout)
+    assert (shown["state"], shown["done"]) == ("finished", 2)
+    paused = run_ctq(["campaign", "pause", "spring"], env)
+    assert (paused.returncode, paused.stderr) == (2, "ctq: campaign 'spring' is finished\n")
+
+    jsonl = tmp_path / "again.jsonl"
+    jsonl.write_text('{"phone": "79991234567"}\n')
+    again = run_ctq(["campaign", "load", "spring", str(jsonl), "--route-key", "rk"], env)
+    assert again.returncode == 0, again.stderr
+    shown = json.loads(run_ctq(["campaign", "status", "spring", "--json"], env).stdout)
+    assert (shown["state"], shown["loaded"], shown["released"], shown["left"]) == (
+        "active",
+        1,
+        0,
+        1,
+    )
+    refused = run_ctq(["campaign", "load", "spring", str(jsonl), "--route-key", "rk"], env)
+    assert refused.returncode == 2 and "campaign 'spring' exists (active)" in refused.stderr
+
+
+def test_only_a_finished_or_cancelled_campaign_is_deleted(
+    producer: Producer, redis_url: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = env_for(redis_url, sandbox, tmp_path / "data")
+    campaigns.load(producer, campaign("summer"), rows(3))
+    active = run_ctq(["campaign", "delete", "summer"], env)
+    assert active.returncode == 2
+    assert active.stderr == (
+        "ctq: campaign 'summer' is active: cancel it first, or wait until it has finished\n"
+    )
+    assert run_ctq(["campaign", "cancel", "summer"], env).returncode == 0
+    deleted = run_ctq(["campaign", "delete", "summer"], env)
+    assert (deleted.returncode, deleted.stdout) == (0, "campaign summer: deleted\n")
+    assert run_ctq(["campaign", "list"], env).stdout == "no campaigns\n"
+    assert producer.redis.keys(f"{keys.campaign('summer')}*") == []
+
+    for action in ("status", "delete", "pause"):
+        unknown = run_ctq(["campaign", action, "summer"], env)
+        assert (unknown.returncode, unknown.stdout) == (1, "")
+        assert unknown.stderr == "ctq: no campaign 'summer'\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("empty.csv", ""), ("header.csv", "phone,tags\n"), ("blank.jsonl", "\n\n")],
+)
+def test_a_campaign_file_without_rows_is_refused(
+    name: str, content: str, redis_url: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = env_for(redis_url, sandbox, tmp_path / "data")
+    (tmp_path / name).write_text(content)
+    refused = run_ctq(["campaign", "load", "x", str(tmp_path / name), "--route-key", "rk"], env)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "ctq: the file has no rows (empty, or a header only); nothing was loaded\n"
+    )
+    assert run_ctq(["campaign", "list"], env).stdout == "no campaigns\n"
+
+
+def test_a_duplicate_csv_header_is_refused_and_a_bom_accepted_in_jsonl_as_in_csv(
+    redis_url: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = env_for(redis_url, sandbox, tmp_path / "data")
+    twice = tmp_path / "twice.csv"
+    twice.write_text("phone,utmSource, phone\n79991234567,a,79991234568\n")
+    refused = run_ctq(["campaign", "load", "x", str(twice), "--route-key", "rk"], env)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "ctq: line 1: duplicate header 'phone'; nothing was loaded\n",
+    )
+    for name, text in (
+        ("bom.jsonl", '{"phone": "79991234567"}\n'),
+        ("bom.csv", "phone\n79991234567\n"),
+    ):
+        (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode())
+        loaded = run_ctq(["campaign", "load", name, str(tmp_path / name), "--route-key", "rk"], env)
+        assert loaded.returncode == 0, loaded.stderr
+        assert f"campaign {name}: 1 callback(s) loaded" in loaded.stdout

@@ -16,7 +16,9 @@ from tasks import callback, comment
 from tasks.kind import JobKind
 from worker import deadletter, jobstore, keys
 from worker.breaker import Breaker
+from worker.cancel import cancel_jobs
 from worker.jobstore import State
+from worker.lease import Lease
 from worker.ledger import Ledger
 from worker.runner import GAVE_WAY, run_job
 from worker.runtime import Runtime, build_limiter
@@ -394,3 +396,31 @@ def test_a_bulk_job_gives_its_process_to_a_waiting_callback(runtime: Runtime) ->
     assert "gave way" in job.last["message"]
     runtime.redis.delete(keys.REALTIME)
     assert run_job(runtime, comment.KIND, "job1") == State.DONE
+
+
+def test_a_cancelled_job_is_not_sent_when_a_worker_takes_its_message(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(200))
+    add_job(runtime, callback.KIND, CALLBACK)
+    [(_, was)] = cancel_jobs(runtime.redis, ["job1"], now=NOW, keep_seconds=60)
+    assert was == State.QUEUED
+    assert run_job(runtime, callback.KIND, "job1") == State.CANCELLED
+    assert runtime.calltouch.sent == []
+
+
+def test_a_job_cancelled_just_as_a_worker_takes_it_is_not_sent(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime.calltouch = CannedApi(answer(200))
+    add_job(runtime, callback.KIND, CALLBACK)
+    take = Lease.acquire
+
+    def take_then_cancelled(lease: Lease) -> bool:
+        took = take(lease)
+        [(_, was)] = cancel_jobs(runtime.redis, ["job1"], now=NOW, keep_seconds=60)
+        assert was == State.QUEUED  # not running yet: the worker has only loaded it
+        return took
+
+    monkeypatch.setattr(Lease, "acquire", take_then_cancelled)
+    assert run_job(runtime, callback.KIND, "job1") == State.CANCELLED
+    assert runtime.calltouch.sent == []
+    assert jobstore.state_of(runtime.redis, "job1") == State.CANCELLED

@@ -2,7 +2,7 @@
 -- key, its message on its queue (or its place in the delay set), and the per-state counters.
 -- KEYS[1] staged jobs (list, one JSON entry a job)   KEYS[2] their payloads (hash, id -> text)
 -- KEYS[3] their messages (hash, id -> kombu's message)   KEYS[4] stats hash   KEYS[5] delay zset
--- KEYS[6] receipt of this commit
+-- KEYS[6] receipt of this commit   KEYS[7], KEYS[8] index of the queued, of the delayed jobs
 -- An entry: {id, pos, record = job hash key, fields = {name, value, ...}, key = idempotency
 -- key or '', value = 'id fingerprint', queue, due = unix time or ''}.
 -- Returns {'ok', dropped id, id that holds its key, ...}: a job whose key is held already (by
@@ -69,13 +69,14 @@ each_job(function(job)
     end
     redis.call('SET', job.key, job.value, 'EX', window)
   end
-  local state = 'queued'
+  local state, index = 'queued', KEYS[7]
   if job.due ~= '' and tonumber(job.due) > now then
-    state = 'delayed'
+    state, index = 'delayed', KEYS[8]
     redis.call('ZADD', KEYS[5], job.due, job.id)
   else
     redis.call('LPUSH', job.queue, redis.call('HGET', KEYS[3], job.id))
   end
+  redis.call('ZADD', index, now, job.id)
   local payload = redis.call('HGET', KEYS[2], job.id)
   redis.call('HSET', job.record, 'payload', payload, 'state', state, unpack(job.fields))
   counts[state] = (counts[state] or 0) + 1

@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from cli import campaign, dlq, enqueue, nightly, processes, resume, status, up
+from cli import campaign, dlq, enqueue, nightly, processes, resume, serve, status, up
 from cli.common import FAILED, REDIS_UNAVAILABLE, CommandError
 from config import Settings
 from tasks.producer import QueueUnavailable
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_parser(commands)
     nightly.add_parsers(commands)
     campaign.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 

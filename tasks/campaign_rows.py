@@ -32,7 +32,12 @@ class Rows:
 def read_rows(path: Path, route_key: str, progress: Progress | None = None) -> Rows:
     """Validate every row of ``path``; ``progress(done, total)`` is called as it goes."""
     text = path.read_text(encoding="utf-8-sig")
-    items = list(_csv(text) if path.suffix.lower() == ".csv" else _jsonl(text))
+    return rows_of_text(text, path.suffix.lower() == ".csv", route_key, progress)
+
+
+def rows_of_text(text: str, is_csv: bool, route_key: str, progress: Progress | None = None) -> Rows:
+    """``read_rows`` for a file's text (CSV, else JSONL), e.g. an uploaded one."""
+    items = list(_csv(text) if is_csv else _jsonl(text))
     rows = Rows()
     for done, (line, data) in enumerate(items, start=1):
         if progress and (done % 500 == 0 or done == len(items)):

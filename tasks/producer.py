@@ -117,7 +117,20 @@ class Producer:
         nothing twice (e.g. after Redis went away before confirming the first run)."""
         problems = Problems()
         lines = split_lines(text) if isinstance(text, str) else text
-        jobs = jobs_of(kind_name, json_lines(lines, problems), problems)
+        items = json_lines(lines, problems)
+        return self.from_items(kind_name, items, problems, idempotency_key, not_before)
+
+    def from_items(
+        self,
+        kind_name: str,
+        items: Iterable[tuple[int, Any]],
+        problems: Problems,
+        idempotency_key: str | None = None,
+        not_before: float | None = None,
+    ) -> Enqueued:
+        """``from_json_lines`` for input already parsed: ``(line, value)`` pairs, whose
+        reader reports its own problems (bad JSON) to ``problems``."""
+        jobs = jobs_of(kind_name, items, problems)
         return self._enqueue(keyed(jobs, idempotency_key, derive=True), problems, not_before)
 
     def enqueue(

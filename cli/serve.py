@@ -1,0 +1,61 @@
+"""``ctq serve [--host 127.0.0.1] [--port 8080] [--insecure-no-auth]``: the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+
+from api.auth import is_loopback
+from cli.common import INVALID_INPUT, CommandError
+from config import Settings
+
+DEFAULT_PORT = 8080
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="serve the HTTP API (enqueue, status, dead letters, campaigns)",
+        description="Serve the HTTP API on uvicorn: POST /v1/jobs/{kind} enqueues as `ctq "
+        "enqueue` does; /docs documents every operation. Every request but /healthz needs "
+        "Authorization: Bearer KEY, a key of CTQ_API_KEYS (comma-separated).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve without keys when CTQ_API_KEYS is unset (loopback addresses only)",
+    )
+    parser.set_defaults(run=run)
+
+
+def check_auth(settings: Settings, host: str, insecure_no_auth: bool) -> bool:
+    """Whether requests need a key; refuse to serve without keys unless asked to, on loopback."""
+    if settings.api_key_list:
+        return True
+    if not insecure_no_auth:
+        raise CommandError(
+            "no API keys: set CTQ_API_KEYS=KEY[,KEY...] (or serve on 127.0.0.1 with "
+            "--insecure-no-auth)",
+            INVALID_INPUT,
+        )
+    if not is_loopback(host):
+        raise CommandError(
+            f"--insecure-no-auth serves only on a loopback address, not {host}: set CTQ_API_KEYS",
+            INVALID_INPUT,
+        )
+    return False
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn  # only `ctq serve` needs the server
+
+    from api.app import create_app
+
+    require_auth = check_auth(settings, args.host, args.insecure_no_auth)
+    app = create_app(settings, require_auth=require_auth)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
+        raise CommandError(f"cannot serve on {args.host}:{args.port}") from exc
+    return 0

@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api import docs, errors, openapi
+from api import docs, errors, methods, openapi
 from api.auth import require_key
 from api.backend import Backend
 from api.body import BodyLimit
-from api.responses import INVALID, UNAUTHORIZED
+from api.responses import INVALID, UNAUTHORIZED, UNPARSABLE
 from api.routes import campaigns, deadletters, health, jobs, staging, status
 from config import Settings
 
@@ -53,13 +53,14 @@ def create_app(settings: Settings, *, require_auth: bool = True) -> FastAPI:
     app.state.backend = state
     app.state.api_keys = [key.encode() for key in settings.api_key_list]
     errors.install(app)
+    methods.install(app)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     guarded = [Depends(require_key)] if require_auth else []
     unauthorized = UNAUTHORIZED if require_auth else {}
     app.include_router(health.open_router)
     app.include_router(health.router, dependencies=guarded, responses=unauthorized)
     # Every operation documents 422: a bad parameter is refused in the shape of a bad line.
-    responses = {**INVALID, **unauthorized}
+    responses = {**INVALID, **UNPARSABLE, **unauthorized}
     for resource in (jobs, status, deadletters, campaigns, staging):
         app.include_router(resource.router, dependencies=guarded, responses=responses)
     openapi.install(app)

@@ -14,6 +14,8 @@ NOT_FOUND: Responses = {404: {"model": Detail, "description": "unknown (or expir
 INVALID: Responses = {
     422: {"model": Refused, "description": "refused: every problem listed, nothing changed"}
 }
+# FastAPI's answer to a JSON body it cannot decode (only the job bodies are read by ctq).
+UNPARSABLE: Responses = {400: {"model": Detail, "description": "the JSON body cannot be parsed"}}
 TOO_LARGE: Responses = {
     413: {"model": Detail, "description": "body over CTQ_API_MAX_BODY_BYTES, nothing enqueued"}
 }

@@ -1,6 +1,5 @@
 """``/healthz`` (the process answers; no key needed) and ``/readyz`` (Redis answers)."""
 
-
 from __future__ import annotations
 
 from fastapi import APIRouter, Request

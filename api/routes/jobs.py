@@ -18,7 +18,7 @@ from api.schemas import Enqueued
 from config import Settings
 from tasks.producer import Producer
 from tasks.registry import ENQUEUE_KINDS
-from tasks.validation import Problems
+from tasks.validation import JobValidationError, Problem, Problems
 from worker.status import job_detail
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -48,19 +48,27 @@ IdempotencyKey = Annotated[
         description="enqueue at most once per CTQ_IDEMPOTENCY_WINDOW",
     ),
 ]
+# A string, not a datetime: pydantic would also take a number as a unix time.
+ISO_8601 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
 At = Annotated[
-    datetime | None,
+    str | None,
     Query(
-        description="send no earlier than this ISO 8601 time (CTQ_TIMEZONE if it has no "
-        "offset); the jobs wait in the durable delay set, like `ctq enqueue --at`"
+        pattern=ISO_8601,
+        description="send no earlier than this ISO 8601 time, e.g. 2026-11-23T10:00:00+03:00 "
+        "(CTQ_TIMEZONE if it has no offset); the jobs wait in the durable delay set, like "
+        "`ctq enqueue --at`",
     ),
 ]
 
 
-def not_before(at: datetime | None, settings: Settings) -> float | None:
+def not_before(at: str | None, settings: Settings) -> float | None:
     if at is None:
         return None
-    return (at if at.tzinfo else at.replace(tzinfo=settings.tz)).timestamp()
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise JobValidationError([Problem(0, "query.at", str(exc))]) from None
+    return (when if when.tzinfo else when.replace(tzinfo=settings.tz)).timestamp()
 
 
 def enqueue(

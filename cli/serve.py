@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 
 from api.auth import is_loopback
 from cli.common import INVALID_INPUT, CommandError
@@ -59,3 +60,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
         raise CommandError(f"cannot serve on {args.host}:{args.port}") from exc
     return 0
+
+
+def for_up(settings: Settings, port: int) -> tuple[dict[str, str], str]:
+    """What ``ctq up`` gives its API process (a key made for this run unless CTQ_API_KEYS is
+    set), and the banner line that names the URL and that key, printed once."""
+    url = f"http://127.0.0.1:{port}"
+    if settings.api_key_list:
+        return {}, f"http-api {url}  (keys from CTQ_API_KEYS; docs at {url}/docs)"
+    key = secrets.token_urlsafe(24)
+    line = f"http-api {url}  key {key}  (Authorization: Bearer KEY; docs at {url}/docs)"
+    return {"CTQ_API_KEYS": key}, line

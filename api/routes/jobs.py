@@ -11,12 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api import backend
+from api.backend import Backend
 from api.body import is_ndjson, items, ndjson_lines
 from api.openapi import request_body
 from api.responses import INVALID, NOT_FOUND, TOO_LARGE, UNAVAILABLE
 from api.schemas import Enqueued
 from config import Settings
-from tasks.producer import Producer
 from tasks.registry import ENQUEUE_KINDS
 from tasks.validation import JobValidationError, Problem, Problems
 from worker.status import job_detail
@@ -72,7 +72,7 @@ def not_before(at: str | None, settings: Settings) -> float | None:
 
 
 def enqueue(
-    producer: Producer,
+    state: Backend,
     kind: str,
     body: bytes,
     content_type: str | None,
@@ -80,6 +80,7 @@ def enqueue(
     when: float | None,
 ) -> Enqueued:
     """The same producer call as ``ctq enqueue``: lines as they are, or parsed JSON items."""
+    producer = state.producer()
     if is_ndjson(content_type):
         ids = producer.from_json_lines(
             kind, ndjson_lines(body), idempotency_key=key, not_before=when
@@ -97,11 +98,11 @@ def _enqueue_route(kind: str) -> None:
         at: At = None,
     ) -> JSONResponse:
         body = await request.body()
-        producer = await run_in_threadpool(backend.producer, request)
         when = not_before(at, backend.settings(request))
         content_type = request.headers.get("content-type")
+        # One hop to the threadpool: the producer (blocking redis-py) runs there.
         answer = await run_in_threadpool(
-            enqueue, producer, kind, body, content_type, idempotency_key, when
+            enqueue, backend.backend(request), kind, body, content_type, idempotency_key, when
         )
         return JSONResponse(answer.model_dump(), status_code=202)
 

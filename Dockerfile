@@ -9,6 +9,7 @@ COPY tasks ./tasks
 COPY scheduler ./scheduler
 COPY cli ./cli
 COPY sandbox ./sandbox
+COPY api ./api
 RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 1000 ctq \
     && mkdir -p /data && chown ctq /data

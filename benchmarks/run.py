@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import memory
+from benchmarks import http_api, memory
 from benchmarks.capacity import permits_per_second
 from benchmarks.scenarios import (
     bulk_with_callbacks,
@@ -26,6 +26,7 @@ FULL = {
     "priority_callbacks": 50,
     "capacity_seconds": 3.0,
     "memory_leads": memory.FULL_LEADS,
+    "http": http_api.FULL,
 }
 SMALL = {
     "callbacks": 30,
@@ -33,6 +34,7 @@ SMALL = {
     "priority_callbacks": 10,
     "capacity_seconds": 1.0,
     "memory_leads": memory.SMALL_LEADS,
+    "http": http_api.SMALL,
 }
 
 
@@ -71,6 +73,7 @@ def run(size: dict[str, Any]) -> dict[str, Any]:
             callbacks_under_latency(running, size["callbacks"], jitter) for jitter in (0.05, 0.15)
         ]
     results["f"] = memory.measure(size["memory_leads"])  # its own Redis, no workers
+    results["h"] = http_api.measure(size["http"])  # its own Redis and `ctq serve`, no workers
     return results
 
 
@@ -101,6 +104,7 @@ def table(r: dict[str, Any]) -> str:
             f"({e['share_429']:.1%}), {e['seconds']} s | ≤ 0.5 % 429, ≥ 0.97 × bound |"
         )
     rows += memory.rows(r["f"])
+    rows += http_api.rows(r["h"])
     m = r["machine"]
     rows.append(
         f"\nMeasured {r['when']} on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "

@@ -11,7 +11,7 @@ import redis
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from cli import campaign, cancel, dlq, enqueue, jobs, nightly, processes, resume, status, up
+from cli import campaign, cancel, dlq, enqueue, jobs, nightly, processes, resume, serve, status, up
 from cli.common import report_refusal
 from config import Settings
 from config.settings import configuration_problems
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_parser(commands)
     nightly.add_parsers(commands)
     campaign.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 

@@ -8,7 +8,7 @@ import time
 from cli.common import redis_client
 from config import Settings
 from worker import keys
-from worker.breaker import Breaker, open_breakers
+from worker.breaker import resume
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,18 +24,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    client = redis_client(settings)
-    chosen = [
-        b
-        for b in open_breakers(client)
-        if args.site in (None, b["site"]) and args.lane in (None, b["lane"])
-    ]
-    if not chosen:
+    resumed = resume(redis_client(settings), time.time(), args.site, args.lane)
+    if not resumed:
         print("nothing is paused")
-    for state in chosen:
-        released = Breaker(client, state["site"], state["lane"]).close(time.time())
+    for state in resumed:
         print(
             f"resumed site {state['site']} {state['lane']} lane ({state['reason']}); "
-            f"{released} held job(s) requeued"
+            f"{state['released']} held job(s) requeued"
         )
     return 0

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cli import serve
 from cli.processes import DEFAULT_SANDBOX_PORT, SANDBOX_TOKEN_ENV, sandbox_pozvonim_account
 from cli.stack import StackLock
 from config import Settings
@@ -34,11 +35,13 @@ SANDBOX_SITE_ID = "12345"
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "up",
-        help="embedded Redis, sandbox, worker and beat in one command",
+        help="embedded Redis, sandbox, worker, beat and the HTTP API in one command",
         description="Start the embedded Redis (unless REDIS_URL is set), the sandbox (unless "
-        "CALLTOUCH_TOKEN is set), a worker and beat. Ctrl-C stops them all.",
+        "CALLTOUCH_TOKEN is set), a worker, beat and the HTTP API on 127.0.0.1 (with a key "
+        "made for this run unless CTQ_API_KEYS is set). Ctrl-C stops them all.",
     )
     parser.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
+    parser.add_argument("--api-port", type=int, default=serve.DEFAULT_PORT)
     parser.set_defaults(run=run)
 
 
@@ -134,6 +137,10 @@ def _start(
         lines.append(f"api      {settings.calltouch_api_url}")
     _spawn(children, "worker", ["worker"], env)
     _spawn(children, "beat", ["beat"], env)
+    api_port = free_port(args.api_port)
+    api_env, api_line = serve.for_up(settings, api_port)
+    _spawn(children, "http-api", ["serve", "--port", str(api_port)], {**env, **api_env})
+    lines.append(api_line)
     lines += [f"{name:<8} pid {proc.pid}" for name, proc in children.items() if name != "sandbox"]
     return lines
 

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(4, ge=1, validation_alias="CTQ_WORKER_CONCURRENCY")
     max_line_bytes: int = Field(65536, ge=1024, validation_alias="CTQ_MAX_LINE_BYTES")
+    # Comma-separated; a secret like the tokens: never logged, never echoed.
+    api_keys: SecretStr | None = Field(None, validation_alias="CTQ_API_KEYS")
+    api_max_body_bytes: int = Field(8 * 2**20, ge=1024, validation_alias="CTQ_API_MAX_BODY_BYTES")
 
     @field_validator("rate_limit", "pozvonim_rate_limit")
     @classmethod
@@ -129,6 +132,13 @@ class Settings(BaseSettings):
                 f"{4 * request:g} s, or a job still sending could be redelivered and sent twice"
             )
         return self
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The keys of CTQ_API_KEYS (blanks around and between commas ignored)."""
+        if self.api_keys is None:
+            return []
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
 
     @property
     def tz(self) -> ZoneInfo:

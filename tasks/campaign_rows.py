@@ -39,10 +39,15 @@ def read_rows(path: Path, route_key: str, progress: Progress | None = None) -> R
         raise InvalidInput(
             f"{path} is not UTF-8 text (byte {exc.start + 1}); nothing was loaded"
         ) from None
+    return rows_of_text(text, path.suffix.lower() == ".csv", route_key, progress)
+
+
+def rows_of_text(text: str, is_csv: bool, route_key: str, progress: Progress | None = None) -> Rows:
+    """``read_rows`` for a file's text (CSV, else JSONL), e.g. an uploaded one."""
     try:
-        items = list(_csv(text) if path.suffix.lower() == ".csv" else _jsonl(text))
+        items = list(_csv(text) if is_csv else _jsonl(text))
     except csv.Error as exc:
-        raise InvalidInput(f"{path} is not valid CSV ({exc}); nothing was loaded") from None
+        raise InvalidInput(f"not valid CSV ({exc}); nothing was loaded") from None
     rows = Rows()
     for done, (line, data) in enumerate(items, start=1):
         if progress and (done % 500 == 0 or done == len(items)):

@@ -8,6 +8,7 @@ job_ids = producer.comments(leads)          # packed 100 leads per request
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -67,6 +68,9 @@ class Producer:
             self.redis.close()
             raise unavailable(exc) from exc
         self.app = app or create_app(settings, self._url)
+        self._builders = threading.local()
+        self._builders_lock = threading.Lock()
+        self._every_builder: list[MessageBuilder] = []
 
     def callback(
         self,
@@ -119,6 +123,18 @@ class Producer:
         problems = Problems()
         lines = split_lines(text) if isinstance(text, str) else text
         items = json_lines(lines, problems, self.settings.max_line_bytes)
+        return self.from_items(kind_name, items, problems, idempotency_key, not_before)
+
+    def from_items(
+        self,
+        kind_name: str,
+        items: Iterable[tuple[int, Any]],
+        problems: Problems,
+        idempotency_key: str | None = None,
+        not_before: float | None = None,
+    ) -> Enqueued:
+        """``from_json_lines`` for input already parsed: ``(line, value)`` pairs, whose
+        reader reports its own problems (bad JSON) to ``problems``."""
         jobs = jobs_of(kind_name, items, problems)
         return self._enqueue(keyed(jobs, idempotency_key, derive=True), problems, not_before)
 
@@ -162,20 +178,36 @@ class Producer:
         whether it ran, so "nothing was enqueued" is only said when it is true.
         """
         try:
-            builder = MessageBuilder(self.app)
-            try:
-                batch = Batch(
-                    self.redis,
-                    builder,
-                    problems,
-                    window=self.settings.idempotency_window,
-                    not_before=not_before,
-                )
-                return self._stage_and_commit(batch, jobs)
-            finally:
-                builder.close()
+            batch = Batch(
+                self.redis,
+                self._builder(),
+                problems,
+                window=self.settings.idempotency_window,
+                not_before=not_before,
+            )
+            return self._stage_and_commit(batch, jobs)
         except UNAVAILABLE as exc:
+            self._forget_builder()  # its channel may hold a dead connection
             raise unavailable(exc) from exc
+
+    def _builder(self) -> MessageBuilder:
+        """This thread's message builder, kept between inputs: making one opens a kombu
+        channel (a new Redis connection and a PING), which cost more than a one-job enqueue
+        itself. One per thread, as a kombu channel is not shared between threads."""
+        builder: MessageBuilder | None = getattr(self._builders, "builder", None)
+        if builder is None:
+            builder = self._builders.builder = MessageBuilder(self.app)
+            with self._builders_lock:
+                self._every_builder.append(builder)
+        return builder
+
+    def _forget_builder(self) -> None:
+        builder: MessageBuilder | None = getattr(self._builders, "builder", None)
+        self._builders.builder = None
+        if builder is not None:
+            with self._builders_lock:
+                self._every_builder.remove(builder)
+            discard_quietly(builder.close)
 
     def _stage_and_commit(self, batch: Batch, jobs: Iterable[Job]) -> Enqueued:
         try:
@@ -275,6 +307,10 @@ class Producer:
             raise
 
     def close(self) -> None:
+        with self._builders_lock:
+            builders, self._every_builder = self._every_builder, []
+        for builder in builders:
+            discard_quietly(builder.close)
         self.redis.close()
 
 

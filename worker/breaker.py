@@ -119,3 +119,16 @@ def open_breakers(client: redis.Redis) -> list[dict[str, Any]]:
         if state:
             found.append(state)
     return found
+
+
+def resume(
+    client: redis.Redis, now: float, site: str | None = None, lane: str | None = None
+) -> list[dict[str, Any]]:
+    """Close the open breakers (all, or those of ``site`` / ``lane``) and requeue the jobs they
+    held; each closed breaker's state with ``released``, how many jobs went back."""
+    resumed = []
+    for state in open_breakers(client):
+        if site in (None, state["site"]) and lane in (None, state["lane"]):
+            released = Breaker(client, state["site"], state["lane"]).close(now)
+            resumed.append({**state, "released": released})
+    return resumed

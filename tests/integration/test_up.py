@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.helpers import ROOT, ctq_env, run_ctq, stop_process_group, wait_for
 from worker import embedded_redis
@@ -74,8 +75,14 @@ def test_up_runs_the_stack_and_ctrl_c_stops_all_of_it(data_dir: Path) -> None:
         banner = log.read_text()
         assert "ctq is up" in banner and "sandbox  http://127.0.0.1:" in banner, banner
         redis_pid = embedded_redis.pid(data_dir)
-        child_pids = [int(p) for p in re.findall(r"(?:worker|beat)\s+pid (\d+)", banner)]
-        assert redis_pid and len(child_pids) == 2
+        child_pids = [int(p) for p in re.findall(r"(?:worker|beat|http-api)\s+pid (\d+)", banner)]
+        assert redis_pid and len(child_pids) == 3
+        [(api_url, api_key)] = re.findall(r"http-api (http://127\.0\.0\.1:\d+)  key (\S+)", banner)
+        wait_for(lambda: _api_answers(api_url), timeout=30)
+        status = requests.get(
+            f"{api_url}/v1/status", headers={"Authorization": f"Bearer {api_key}"}, timeout=10
+        )
+        assert status.status_code == 200, "the banner's key opens the API"
 
         done = run_ctq(["enqueue", "callback", '{"routeKey": "rk", "phone": "79991234567"}'], env)
         assert done.returncode == 0, done.stderr
@@ -184,3 +191,10 @@ def test_sigterm_during_start_up_still_stops_everything(data_dir: Path) -> None:
         assert started_for(data_dir) == []  # nothing it started is left
     finally:
         stop_process_group(up)
+
+
+def _api_answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=1).ok
+    except requests.ConnectionError:
+        return False

@@ -1,0 +1,68 @@
+"""The FastAPI app: ``create_app(settings)``; ``ctq serve`` runs it on uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from api import docs, errors, methods, openapi
+from api.auth import require_key
+from api.backend import Backend
+from api.body import BodyLimit
+from api.responses import INVALID, UNAUTHORIZED, UNPARSABLE
+from api.routes import campaigns, deadletters, health, jobs, staging, status
+from config import Settings
+
+DESCRIPTION = """Enqueue Calltouch and Pozvonim jobs, read their state, steer the queues: the
+same validation, packing, idempotency and all-or-nothing enqueue as the `ctq` command.
+
+Every request but `/healthz` carries `Authorization: Bearer KEY`, a key of `CTQ_API_KEYS`."""
+
+TAGS = [
+    {"name": "jobs", "description": "enqueue jobs (all or nothing) and read one job"},
+    {"name": "status", "description": "what `ctq status` shows; lift paused lanes"},
+    {"name": "dead letters", "description": "jobs that will not be sent again by themselves"},
+    {"name": "campaigns", "description": "autodial campaigns"},
+    {"name": "nightly", "description": "leads staged for the nightly lead-tagging run"},
+    {"name": "health", "description": "liveness and readiness"},
+]
+
+
+def create_app(settings: Settings, *, require_auth: bool = True) -> FastAPI:
+    """The API for ``settings``; without ``require_auth`` (``--insecure-no-auth`` on loopback)
+    every request is served without a key."""
+    state = Backend(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="ctq",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.backend = state
+    app.state.api_keys = [key.encode() for key in settings.api_key_list]
+    errors.install(app)
+    methods.install(app)
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    guarded = [Depends(require_key)] if require_auth else []
+    unauthorized = UNAUTHORIZED if require_auth else {}
+    app.include_router(health.open_router)
+    app.include_router(health.router, dependencies=guarded, responses=unauthorized)
+    # Every operation documents 422: a bad parameter is refused in the shape of a bad line.
+    responses = {**INVALID, **UNPARSABLE, **unauthorized}
+    for resource in (jobs, status, deadletters, campaigns, staging):
+        app.include_router(resource.router, dependencies=guarded, responses=responses)
+    openapi.install(app)
+    docs.install(app)
+    return app

@@ -1,0 +1,139 @@
+"""``POST /v1/jobs/{kind}`` (what ``ctq enqueue`` does) and ``GET /v1/jobs/{id}``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api import backend
+from api.backend import Backend
+from api.body import is_ndjson, items, ndjson_lines
+from api.openapi import request_body
+from api.responses import INVALID, NOT_FOUND, TOO_LARGE, UNAVAILABLE
+from api.schemas import Enqueued
+from config import Settings
+from tasks.registry import ENQUEUE_KINDS
+from tasks.validation import JobValidationError, Problem, Problems
+from worker.status import job_detail
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+ENQUEUE_HELP = """Validate the jobs and enqueue them, all or nothing, as `ctq enqueue {kind}`
+does: one JSON object, a JSON array of them, or NDJSON (`Content-Type: application/x-ndjson`,
+one a line). {what} Answers one job id per job, in order.
+
+With `Idempotency-Key` the jobs are enqueued once per CTQ_IDEMPOTENCY_WINDOW (job N of several
+is `KEY:N`); the same request again answers the first ids (`reused` counts them), the same key
+with another body is refused (422). Without one, each job's key is derived from its content,
+so a request sent again (after a timeout) enqueues nothing twice."""
+
+WHAT = {
+    "callback": 'A line with `"provider": "pozvonim"` is a Pozvonim call. Identical '
+    "callbacks within the window call once.",
+    "comment": "One lead a line; ctq packs up to 100 leads per request (one job id each).",
+    "pool-update": "One number a line.",
+}
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="enqueue at most once per CTQ_IDEMPOTENCY_WINDOW",
+    ),
+]
+# A string, not a datetime: pydantic would also take a number as a unix time.
+ISO_8601 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
+At = Annotated[
+    str | None,
+    Query(
+        pattern=ISO_8601,
+        description="send no earlier than this ISO 8601 time, e.g. 2026-11-23T10:00:00+03:00 "
+        "(CTQ_TIMEZONE if it has no offset); the jobs wait in the durable delay set, like "
+        "`ctq enqueue --at`",
+    ),
+]
+
+
+def not_before(at: str | None, settings: Settings) -> float | None:
+    if at is None:
+        return None
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise JobValidationError([Problem(0, "query.at", str(exc))]) from None
+    return (when if when.tzinfo else when.replace(tzinfo=settings.tz)).timestamp()
+
+
+def enqueue(
+    state: Backend,
+    kind: str,
+    body: bytes,
+    content_type: str | None,
+    key: str | None,
+    when: float | None,
+) -> Enqueued:
+    """The same producer call as ``ctq enqueue``: lines as they are, or parsed JSON items."""
+    producer = state.producer()
+    if is_ndjson(content_type):
+        ids = producer.from_json_lines(
+            kind, ndjson_lines(body), idempotency_key=key, not_before=when
+        )
+    else:
+        problems = Problems()
+        ids = producer.from_items(kind, items(body, content_type, problems), problems, key, when)
+    return Enqueued(job_ids=list(ids), reused=ids.reused)
+
+
+def _enqueue_route(kind: str) -> None:
+    async def post(
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+        at: At = None,
+    ) -> JSONResponse:
+        body = await request.body()
+        when = not_before(at, backend.settings(request))
+        content_type = request.headers.get("content-type")
+        # One hop to the threadpool: the producer (blocking redis-py) runs there.
+        answer = await run_in_threadpool(
+            enqueue, backend.backend(request), kind, body, content_type, idempotency_key, when
+        )
+        return JSONResponse(answer.model_dump(), status_code=202)
+
+    router.add_api_route(
+        f"/{kind}",
+        post,
+        methods=["POST"],
+        status_code=202,
+        response_model=Enqueued,
+        responses={**INVALID, **TOO_LARGE, **UNAVAILABLE},
+        summary=f"Enqueue {kind} jobs",
+        description=ENQUEUE_HELP.format(kind=kind, what=WHAT[kind]),
+        operation_id=f"enqueue_{kind.replace('-', '_')}",
+        openapi_extra={"requestBody": request_body(kind)},
+    )
+
+
+for _kind in ENQUEUE_KINDS:
+    _enqueue_route(_kind)
+
+
+@router.get(
+    "/{job_id}",
+    responses={**NOT_FOUND, **UNAVAILABLE},
+    summary="One job: state, attempts, last outcome, per-lead results",
+)
+def get_job(job_id: str, client: Annotated[redis.Redis, Depends(backend.client)]) -> dict[str, Any]:
+    """What `ctq status JOB_ID --json` prints."""
+    found = job_detail(client, job_id)
+    if found is None:
+        raise HTTPException(
+            404, f"no job {job_id} (unknown, or expired after the retention period)"
+        )
+    return found

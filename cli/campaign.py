@@ -104,7 +104,7 @@ def run_load(args: argparse.Namespace, settings: Settings) -> int:
         args.days,
         timezone,
         args.per_minute,
-        campaigns.ACTIVE,
+        campaigns.Lifecycle.ACTIVE,
     )
     producer = Producer(settings)
     try:
@@ -151,9 +151,11 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_state(args: argparse.Namespace, settings: Settings) -> int:
-    state = {"pause": campaigns.PAUSED, "resume": campaigns.ACTIVE, "cancel": campaigns.CANCELLED}[
-        args.action
-    ]
+    state = {
+        "pause": campaigns.Lifecycle.PAUSED,
+        "resume": campaigns.Lifecycle.ACTIVE,
+        "cancel": campaigns.Lifecycle.CANCELLED,
+    }[args.action]
     campaigns.set_state(redis_client(settings), args.name, state)
     print(f"campaign {args.name}: {state}")
     return 0

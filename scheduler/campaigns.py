@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import limits
@@ -26,11 +27,19 @@ from worker.errors import InvalidInput, NotFound
 from worker.messages import MessageBuilder
 from worker.transactions import transact
 
-ACTIVE, PAUSED, CANCELLED = "active", "paused", "cancelled"
-# Not stored: an active or paused campaign with no row left whose every job has finished.
-FINISHED = "finished"
+
+class Lifecycle(StrEnum):
+    """Where a campaign stands."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    # Not stored: an active or paused campaign with no row left whose every job has finished.
+    FINISHED = "finished"
+
+
 # A campaign in one of these states is over: its name may be loaded again, or deleted.
-OVER = (FINISHED, CANCELLED)
+OVER = (Lifecycle.FINISHED, Lifecycle.CANCELLED)
 
 
 class CampaignError(InvalidInput):
@@ -45,7 +54,7 @@ class Campaign:
     days: str
     timezone: str
     per_minute: int
-    state: str
+    state: Lifecycle
 
     @property
     def call_window(self) -> CallWindow:
@@ -62,7 +71,7 @@ def load(producer: Producer, campaign: Campaign, rows: Iterable[CallbackJob]) ->
         "days": campaign.days,
         "timezone": campaign.timezone,
         "per_minute": campaign.per_minute,
-        "state": ACTIVE,
+        "state": Lifecycle.ACTIVE,
         "loaded": len(lines),
         "released": 0,
         "tokens": campaign.per_minute,
@@ -101,11 +110,11 @@ def get(client: redis.Redis, name: str) -> Campaign:
         raw["days"],
         raw["timezone"],
         int(raw["per_minute"]),
-        raw["state"],
+        Lifecycle(raw["state"]),
     )
 
 
-def set_state(client: redis.Redis, name: str, state: str) -> None:
+def set_state(client: redis.Redis, name: str, state: Lifecycle) -> None:
     """Pause, resume or cancel; a cancelled campaign drops the rows not released yet."""
     current = progress(client, name)
     if current is None:
@@ -114,7 +123,7 @@ def set_state(client: redis.Redis, name: str, state: str) -> None:
         raise CampaignError(f"campaign {name!r} is {current.state}")
     with client.pipeline(transaction=True) as pipe:
         pipe.hset(keys.campaign(name), "state", state)
-        if state == CANCELLED:
+        if state == Lifecycle.CANCELLED:
             pipe.delete(f"{keys.campaign(name)}:rows")
         pipe.execute()
 
@@ -128,7 +137,7 @@ def release_due(producer: Producer, now: datetime, phone_interval: float) -> dic
     try:
         for name in sorted(client.smembers(keys.CAMPAIGNS)):
             campaign = get(client, str(name))
-            if campaign.state == ACTIVE and campaign.call_window.is_open(now):
+            if campaign.state == Lifecycle.ACTIVE and campaign.call_window.is_open(now):
                 released[campaign.name] = _release(producer, builder, campaign, now, per_phone)
     finally:
         builder.close()
@@ -218,10 +227,11 @@ class Progress:
     job_states: list[str | None]
 
     @property
-    def state(self) -> str:
-        stored = self.meta["state"]
+    def state(self) -> Lifecycle:
+        stored = Lifecycle(self.meta["state"])
         ended = all(s is None or s in jobstore.TERMINAL for s in self.job_states)
-        return FINISHED if stored in (ACTIVE, PAUSED) and self.left == 0 and ended else stored
+        running = stored in (Lifecycle.ACTIVE, Lifecycle.PAUSED)
+        return Lifecycle.FINISHED if running and self.left == 0 and ended else stored
 
 
 def progress(client: redis.Redis, name: str) -> Progress | None:
@@ -257,7 +267,7 @@ def status(client: redis.Redis, name: str, now: datetime) -> dict[str, Any]:
         "done": states.count(jobstore.State.DONE),
         "failed": states.count(jobstore.State.DEAD),
         "left": left,
-        "eta": _eta(campaign, left, now) if campaign.state == ACTIVE else None,
+        "eta": _eta(campaign, left, now) if campaign.state == Lifecycle.ACTIVE else None,
     }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from worker import keys
+from worker.outcome import LastOutcome
 from worker.scripts import script
 
 
@@ -59,7 +60,7 @@ class Breaker:
         }
 
     def open(
-        self, job_id: str, reason: str, verdict: dict[str, Any], now: float, interval: float
+        self, job_id: str, reason: str, verdict: LastOutcome, now: float, interval: float
     ) -> float | None:
         """Open the breaker; return when its probe (``job_id``) is due, or None if another job
         is the probe: this one is held like the rest."""
@@ -69,8 +70,8 @@ class Breaker:
             args=[
                 job_id,
                 reason,
-                "" if verdict.get("code") is None else verdict["code"],
-                verdict.get("http_status") or "",
+                "" if verdict.code is None else verdict.code,
+                verdict.http_status or "",
                 now,
                 probe_at,
             ],

@@ -12,6 +12,7 @@ import redis
 from redis.typing import EncodableT
 
 from worker import keys
+from worker.outcome import LastOutcome
 from worker.scripts import script
 
 
@@ -100,6 +101,8 @@ def transition(
     """
     pairs: list[str] = []
     for name, value in values.items():
+        if isinstance(value, LastOutcome):
+            value = value.as_dict()
         pairs += [name, json.dumps(value, ensure_ascii=False, separators=(",", ":"))]
     stamp = f"{now or time.time():.6f}"
     args: list[str | int] = [state, stamp, int(attempt), keep_seconds, job_id, *pairs]

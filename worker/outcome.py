@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import requests
 
 from config.policy import POLICY, Outcome, Rule
 from worker.redaction import redact_text
+
+
+@dataclass(frozen=True)
+class LastOutcome:
+    """A job's last outcome, as stored on its record (``last``) and in dead letters: an
+    answer of the API, or a step without one (held, parked, cancelled)."""
+
+    outcome: str
+    reason: str
+    http_status: int | None = None
+    code: int | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -32,15 +47,9 @@ class Verdict:
     def outcome(self) -> Outcome:
         return self.rule.outcome
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> LastOutcome:
         """The verdict as stored on the job and in dead letters."""
-        return {
-            "outcome": str(self.outcome),
-            "reason": self.key,
-            "http_status": self.http_status,
-            "code": self.code,
-            "message": self.message,
-        }
+        return LastOutcome(str(self.outcome), self.key, self.http_status, self.code, self.message)
 
 
 def classify(

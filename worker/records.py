@@ -13,7 +13,7 @@ from tasks.kind import JobKind
 from worker import deadletter, delays, jobstore
 from worker.breaker import Breaker
 from worker.jobstore import Job, State
-from worker.outcome import Verdict
+from worker.outcome import LastOutcome, Verdict
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def park(
     why: str,
     *,
     attempt: bool = False,
-    last: dict[str, Any] | None = None,
+    last: LastOutcome | None = None,
     reason: str = "",
 ) -> str:
     """Move the job to the durable delay set until ``due_at``; beat requeues it then."""
@@ -73,15 +73,9 @@ def requeued(rt: Runtime, job: Job, why: str) -> None:
     jobstore.transition(rt.redis, job.id, State.QUEUED, now=rt.clock(), last=last)
 
 
-def no_answer(outcome: str, reason: str, message: str) -> dict[str, Any]:
+def no_answer(outcome: str, reason: str, message: str) -> LastOutcome:
     """The ``last`` record of a step that was not an answer of the API."""
-    return {
-        "outcome": outcome,
-        "reason": reason,
-        "http_status": None,
-        "code": None,
-        "message": message,
-    }
+    return LastOutcome(outcome, reason, message=message)
 
 
 def dead_letter(

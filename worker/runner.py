@@ -53,7 +53,7 @@ def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
         if job is not None:
             message = f"{type(exc).__name__}: {exc}"[:500]
             failure = {
-                **records.no_answer("dead", "internal error in ctq", message),
+                **records.no_answer("dead", "internal error in ctq", message).as_dict(),
                 "policy": "internal",
             }
             records.dead_letter(rt, job, failure, job.attempts, count_attempt=False)
@@ -247,7 +247,7 @@ class JobRun:
             return records.done(rt, self.kind, job, verdict)
         last = verdict.describe()
         if step.action is Action.DEAD_LETTER:
-            failure = {**last, "policy": verdict.key, "reason": step.reason}
+            failure = {**last.as_dict(), "policy": verdict.key, "reason": step.reason}
             return records.dead_letter(rt, job, failure, attempts, count_attempt=True)
         if step.action is Action.DELAY:
             return records.park(

@@ -29,7 +29,11 @@ CONFLICT: Responses = {
 }
 # The form fields of a load, by name.
 LoadForm = dict[str, Any]
-STATES = {"pause": campaigns.PAUSED, "resume": campaigns.ACTIVE, "cancel": campaigns.CANCELLED}
+STATES = {
+    "pause": campaigns.Lifecycle.PAUSED,
+    "resume": campaigns.Lifecycle.ACTIVE,
+    "cancel": campaigns.Lifecycle.CANCELLED,
+}
 
 
 @router.get("", responses=UNAVAILABLE, summary="Every campaign")
@@ -95,7 +99,7 @@ def load(
         form["days"],
         timezone,
         form["per_minute"],
-        campaigns.ACTIVE,
+        campaigns.Lifecycle.ACTIVE,
     )
     try:
         loaded = campaigns.load(producer, campaign, rows.valid)

@@ -19,6 +19,7 @@ from worker.errors import NotFound
 from worker.joblist import list_jobs
 from worker.jobstore import State
 from worker.messages import MessageBuilder
+from worker.outcome import LastOutcome
 
 CALLBACK = {"routeKey": "rk", "phone": "79991234567"}
 POOL = {"phoneNumber": "74950000001", "displayOptions": {"source": "yandex"}}
@@ -103,7 +104,7 @@ def test_cancel_takes_a_delayed_job_out_of_the_delay_set_and_counts_it(
 
 def test_cancel_releases_a_job_held_by_an_open_breaker(fake_redis: fakeredis.FakeRedis) -> None:
     breaker = Breaker(fake_redis, "s1", keys.REALTIME)
-    breaker.open("probe", "account-level", {}, 1.0, 300)
+    breaker.open("probe", "account-level", LastOutcome("pause", "test"), 1.0, 300)
     queued(fake_redis, "held")
     with fake_redis.pipeline() as pipe:
         breaker.hold(pipe, "held", 2.0)

@@ -20,6 +20,7 @@ from worker.cancel import cancel_jobs
 from worker.jobstore import State
 from worker.lease import Lease
 from worker.ledger import Ledger
+from worker.outcome import LastOutcome
 from worker.runner import GAVE_WAY, run_job
 from worker.runtime import Runtime, build_limiter
 
@@ -277,7 +278,9 @@ def test_a_job_in_flight_when_another_opened_the_breaker_is_held_not_a_second_pr
 
     class OpenedMeanwhile(CannedApi):
         def post(self, path: str, body: dict[str, Any]) -> Any:
-            breaker.open("other", "account-level: x", {"code": 10001}, NOW, 300)  # another worker
+            breaker.open(
+                "other", "account-level: x", LastOutcome("pause", "api_10001", code=10001), NOW, 300
+            )  # another worker
             return super().post(path, body)
 
     runtime.calltouch = OpenedMeanwhile(answer(400, NO_MINUTES))

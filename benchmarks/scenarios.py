@@ -13,8 +13,11 @@ import requests
 from benchmarks.stack import Stack
 from tasks.models import CallbackJob
 from tasks.registry import KINDS
-from tests.helpers import wait_for
+from tests.helpers import CTQ_WORKER, wait_for
 from worker import jobstore
+
+# Benchmark a)'s comparison: a worker on Celery's own rate_limit (benchmarks/native_worker.py).
+NATIVE_WORKER = ("benchmarks.native_worker",)
 
 RATE = 5.0
 CALLBACK_PATH = KINDS["callback"].path
@@ -38,7 +41,8 @@ def wait_finished(stack: Stack, jobs: int, timeout: float) -> None:
 def rate_limited_callbacks(stack: Stack, jobs: int, limiter: str) -> dict[str, Any]:
     """a) ``jobs`` callbacks through ``limiter`` (shared or celery-native)."""
     stack.reset()
-    with stack.running_workers({**RETRY_ENV, "CTQ_LIMITER": limiter}):
+    command = NATIVE_WORKER if limiter == "celery-native" else CTQ_WORKER
+    with stack.running_workers(RETRY_ENV, command=command):
         producer = stack.producer()
         started = time.time()
         producer.enqueue(KINDS["callback"], callbacks(jobs))

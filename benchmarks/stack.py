@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ import requests
 from config import Settings
 from tasks.producer import Producer
 from tests.helpers import (
+    CTQ_WORKER,
     ROOT,
     SITE_ID,
     TEST_TOKEN,
@@ -72,9 +73,14 @@ class Stack:
 
     @contextmanager
     def running_workers(
-        self, env: dict[str, str], processes: int = 2, concurrency: int = 4
+        self,
+        env: dict[str, str],
+        processes: int = 2,
+        concurrency: int = 4,
+        command: Sequence[str] = CTQ_WORKER,
     ) -> Iterator[None]:
-        """``processes`` ``ctq worker`` processes × ``concurrency``, with ``env`` on top."""
+        """``processes`` ``ctq worker`` processes (or ``command``) × ``concurrency``, with
+        ``env`` on top."""
         started = [
             start_worker_process(
                 self.env(**env),
@@ -82,6 +88,7 @@ class Stack:
                 self.directory / f"worker{n}.log",
                 "-c",
                 str(concurrency),
+                command=command,
             )
             for n in range(processes)
         ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
@@ -43,7 +42,6 @@ class Settings(BaseSettings):
     egress_ip: str = Field("default", validation_alias="CTQ_EGRESS_IP")
     daily_points: int | None = Field(None, ge=1, validation_alias="CTQ_DAILY_POINTS")
     timezone: str = Field("Europe/Moscow", validation_alias="CTQ_TIMEZONE")
-    limiter: Literal["shared", "celery-native"] = Field("shared", validation_alias="CTQ_LIMITER")
     limiter_margin_ms: float = Field(25.0, ge=0, validation_alias="CTQ_LIMITER_MARGIN_MS")
     limiter_margin_max_ms: float = Field(300.0, ge=0, validation_alias="CTQ_LIMITER_MARGIN_MAX_MS")
     points_reserve: float = Field(0.1, ge=0, le=1, validation_alias="CTQ_POINTS_RESERVE")

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,12 +153,18 @@ class WorkerProcess:
         assert self.process.poll() is None, self.output()
 
 
-def start_worker_process(env: dict[str, str], name: str, log: Path, *options: str) -> WorkerProcess:
-    """Start ``ctq worker`` (not waiting for it): stop it with ``stop_process_group``."""
+CTQ_WORKER = ("cli.main", "worker")
+
+
+def start_worker_process(
+    env: dict[str, str], name: str, log: Path, *options: str, command: Sequence[str] = CTQ_WORKER
+) -> WorkerProcess:
+    """Start ``ctq worker`` (or ``python -m COMMAND...``; not waiting for it): stop it with
+    ``stop_process_group``."""
     quiet = ["--without-mingle", "--without-gossip", "--without-heartbeat", "-n", f"{name}@%h"]
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", *quiet, *options],
+            [sys.executable, "-m", *command, *quiet, *options],
             env=env,
             cwd=ROOT,
             stdout=out,

@@ -10,7 +10,7 @@ from kombu import Exchange, Queue
 
 from config import Settings
 from scheduler.beat import beat_schedule
-from tasks.registry import KINDS, TASK_MODULES
+from tasks.registry import TASK_MODULES
 from worker import broker, keys
 from worker.recovery import start_recovering
 from worker.redis_conn import broker_url, connect, redis_url
@@ -75,12 +75,6 @@ def create_app(settings: Settings, url: str | None = None) -> CtqApp:
         timezone=settings.timezone,
         beat_schedule=beat_schedule(settings),
     )
-    if settings.limiter == "celery-native":
-        # Celery's own rate_limit, per worker instance: only to measure ctq's limiter against.
-        per_second = settings.rate.amount / settings.rate.get_expiry()
-        app.conf.task_annotations = {
-            kind.task_name: {"rate_limit": f"{per_second}/s"} for kind in KINDS.values()
-        }
     return app
 
 

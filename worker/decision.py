@@ -34,8 +34,6 @@ def decide(
     attempt: int,
     settings: Settings,
     rng: random.Random | None = None,
-    *,
-    shared_limiter: bool = True,
 ) -> Step:
     """What to do after attempt number ``attempt`` came to ``verdict``.
 
@@ -46,7 +44,7 @@ def decide(
         return Step(Action.FINISH)
     if rule.outcome is Outcome.DEAD:
         return Step(Action.DEAD_LETTER, reason=rule.why)
-    if rule.delay is Delay.LIMITER and shared_limiter:
+    if rule.delay is Delay.LIMITER:
         return Step(Action.REPERMIT, delay=verdict.retry_after or 0.0, reason=rule.why)
     if rule.delay is Delay.RESET:
         return Step(Action.AWAIT_RESET, reason=rule.why)

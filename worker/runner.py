@@ -142,16 +142,15 @@ class JobRun:
             verdict, permit = sent
             # The API has answered. Every write from here rides out a Redis outage: an answer
             # not recorded before the message is redelivered would be sent again.
-            if permit is not None:
-                success = verdict.outcome is Outcome.DONE
-                self._ride_out("settling its points", partial(self.via.settle, permit, success))
+            success = verdict.outcome is Outcome.DONE
+            self._ride_out("settling its points", partial(self.via.settle, permit, success))
             ended = self._ride_out("recording its outcome", partial(self._conclude, verdict))
             if isinstance(ended, str):
                 return ended
             if ended:
                 self.rt.sleep(ended)
 
-    def _admit_and_send(self) -> str | tuple[Verdict, Permit | None] | ComeBack | None:
+    def _admit_and_send(self) -> str | tuple[Verdict, Permit] | ComeBack | None:
         """Held by an open breaker (the new state), or ``_send_once``'s answer. A Redis error
         here comes before anything is sent, so the caller may simply try again."""
         if not self.probing:
@@ -163,7 +162,7 @@ class JobRun:
             self.probing = admitted is Admission.PROBE
         return self._send_once()
 
-    def _send_once(self) -> str | tuple[Verdict, Permit | None] | ComeBack | None:
+    def _send_once(self) -> str | tuple[Verdict, Permit] | ComeBack | None:
         """Take a permit (reserving points), send, classify. Nothing is sent when the day's
         points are spent (None) or the next slot is further than this process may wait."""
         rt, job = self.rt, self.job
@@ -171,20 +170,16 @@ class JobRun:
         if moved is not None and moved[0] == State.CANCELLED:
             log.info("job %s was cancelled; not sent", job.id)
             return State.CANCELLED
-        permit: Permit | None = None
         self.claim = claim = self.via.claim(self.kind.name, job.lane)
-        if self.via.limiter:
-            window = self.via.limiter.window_us / 1_000_000
-            may_wait = min(max(rt.settings.inprocess_wait_max, window), self._budget_left())
-            booked = self.via.limiter.acquire(job.lane, claim, max_wait=may_wait)
-            if not isinstance(booked, Permit):
-                return booked
-            permit = booked
+        window = self.via.limiter.window_us / 1_000_000
+        may_wait = min(max(rt.settings.inprocess_wait_max, window), self._budget_left())
+        permit = self.via.limiter.acquire(job.lane, claim, max_wait=may_wait)
+        if not isinstance(permit, Permit):
+            return permit
         if not self.lease.renew():
             # Fencing: this process stalled past its lease (frozen, swapped out) and another
             # worker has taken the job over. It must not send it too.
-            if permit is not None and self.via.limiter:
-                self.via.limiter.cancel(permit)
+            self.via.limiter.cancel(permit)
             log.warning("job %s: lease lost before sending; left to the worker that has it", job.id)
             return TAKEN_OVER
         path, body = self.kind.request(job.payload)
@@ -209,7 +204,7 @@ class JobRun:
 
         Safe to run again after a Redis error part-way (see ``records``)."""
         rt, job, breaker = self.rt, self.job, self.breaker
-        if self.via.limiter and verdict.round_trip is not None:
+        if verdict.round_trip is not None:
             self.via.limiter.observe(verdict.round_trip)
         if self.via.client.after(verdict):
             return 0.0  # fixed on our side (a renewed token): a new permit, not an attempt
@@ -222,7 +217,7 @@ class JobRun:
             verdict.message[:200],
             step.action,
         )
-        if step.action is Action.REPERMIT and self.via.limiter:
+        if step.action is Action.REPERMIT:
             self.via.limiter.pause(verdict.retry_after)
             return 0.0
         if step.action is Action.PAUSE:
@@ -262,9 +257,7 @@ class JobRun:
     def _step(self, verdict: Verdict) -> Step:
         """The policy's step, except that a run of unknown codes on one site pauses it."""
         settings = self.rt.settings
-        step = decide(
-            verdict, self.attempts + 1, settings, self.rt.rng, shared_limiter=bool(self.via.limiter)
-        )
+        step = decide(verdict, self.attempts + 1, settings, self.rt.rng)
         if verdict.key in ("timeout", "connection"):
             return step  # no answer: says nothing about the account
         streak = self.breaker.unknown_streak(verdict.key == "api_other")

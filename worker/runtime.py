@@ -27,19 +27,15 @@ from worker.redis_conn import connect
 
 @dataclass
 class Runtime:
-    """One process's settings, clients, limiter and ledger; clock and sleep for tests.
-
-    ``limiter`` is None in CTQ_LIMITER=celery-native mode (Celery's per-worker rate_limit
-    instead; kept only to measure against).
-    """
+    """One process's settings, clients, limiters and ledger; clock and sleep for tests."""
 
     settings: Settings
     redis: redis.Redis
     calltouch: CalltouchClient
-    limiter: Limiter | None
+    limiter: Limiter
     ledger: Ledger
     pozvonim: PozvonimClient | None = None
-    pozvonim_limiter: Limiter | None = None
+    pozvonim_limiter: Limiter | None = None  # with ``pozvonim`` only
     heartbeat: Heartbeat | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
@@ -66,7 +62,7 @@ class Channel:
     """How jobs of one provider are sent: its client, limiter, account, and points ledger."""
 
     client: ApiClient
-    limiter: Limiter | None
+    limiter: Limiter
     account: str
     ledger: Ledger | None = None
     success_statuses: frozenset[int] | None = None
@@ -82,7 +78,7 @@ class Channel:
 def channel(rt: Runtime, provider: str) -> Channel:
     """The channel jobs of ``provider`` go through in this process."""
     if provider == "pozvonim":
-        if rt.pozvonim is None:
+        if rt.pozvonim is None or rt.pozvonim_limiter is None:
             raise MissingCredentials("set POZVONIM_UID and POZVONIM_API_KEY to send Pozvonim jobs")
         return Channel(
             rt.pozvonim,
@@ -112,15 +108,15 @@ def build_limiter(settings: Settings, client: redis.Redis, provider: str = "call
 def build_runtime(settings: Settings, redis_url: str) -> Runtime:
     client = connect(settings, redis_url)
     client.sadd(keys.SITES, settings.calltouch_site_id or "-")
-    shared = settings.limiter == "shared"
+    pozvonim = PozvonimClient.from_settings(settings, client)
     return Runtime(
         settings=settings,
         redis=client,
         calltouch=CalltouchClient.from_settings(settings),
-        limiter=build_limiter(settings, client) if shared else None,
+        limiter=build_limiter(settings, client),
         ledger=Ledger(client, settings, time.time),
-        pozvonim=PozvonimClient.from_settings(settings, client),
-        pozvonim_limiter=build_limiter(settings, client, "pozvonim") if shared else None,
+        pozvonim=pozvonim,
+        pozvonim_limiter=build_limiter(settings, client, "pozvonim") if pozvonim else None,
         heartbeat=Heartbeat(client, every=settings.lease_seconds / 3),
     )
 

@@ -40,7 +40,7 @@ def campaign(
     tz: str = "Europe/Moscow",
     per_minute: int = 5,
 ) -> Campaign:
-    return Campaign(name, "rk", window, days, tz, per_minute, campaigns.ACTIVE)
+    return Campaign(name, "rk", window, days, tz, per_minute, campaigns.Lifecycle.ACTIVE)
 
 
 def at(text: str, tz: str = "Europe/Moscow") -> datetime:
@@ -100,9 +100,9 @@ def test_callbacks_are_released_at_the_campaigns_pace_and_pause_and_resume(
     t0 = at("2030-03-04 10:00")
     assert campaigns.release_due(producer, t0, 600) == {"pace": 5}  # one minute's worth
     assert campaigns.release_due(producer, at("2030-03-04 10:00:30"), 600) == {"pace": 2}
-    campaigns.set_state(producer.redis, "pace", campaigns.PAUSED)
+    campaigns.set_state(producer.redis, "pace", campaigns.Lifecycle.PAUSED)
     assert campaigns.release_due(producer, at("2030-03-04 10:05"), 600) == {}
-    campaigns.set_state(producer.redis, "pace", campaigns.ACTIVE)
+    campaigns.set_state(producer.redis, "pace", campaigns.Lifecycle.ACTIVE)
     assert campaigns.release_due(producer, at("2030-03-04 10:06"), 600) == {"pace": 5}
     shown = campaigns.status(producer.redis, "pace", at("2030-03-04 10:06"))
     assert {k: shown[k] for k in ("loaded", "released", "done", "failed", "left")} == {
@@ -135,7 +135,7 @@ def test_status_eta_counts_only_open_window_minutes(producer: Producer) -> None:
 
 def test_cancel_drops_the_rows_not_released(producer: Producer, tmp_path: Path) -> None:
     campaigns.load(producer, campaign("gone"), rows(4))
-    campaigns.set_state(producer.redis, "gone", campaigns.CANCELLED)
+    campaigns.set_state(producer.redis, "gone", campaigns.Lifecycle.CANCELLED)
     assert campaigns.release_due(producer, at("2030-03-04 10:00"), 600) == {}
     assert campaigns.status(producer.redis, "gone", at("2030-03-04 10:00"))["left"] == 0
 

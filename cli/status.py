@@ -28,13 +28,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, settings: Settings) -> int:
     client = redis_client(settings)
     if args.job_id is None:
-        data = overview(client, settings)
+        data = overview(client, settings).model_dump(mode="json")
         print_json(data) if args.json else print(format_overview(data))
         return 0
     detail = job_detail(client, args.job_id)
     if detail is None:
         raise NotFound(f"no job {args.job_id} (unknown, or expired after the retention period)")
-    print_json(detail) if args.json else print(format_job(detail))
+    shown = detail.shown()
+    print_json(shown) if args.json else print(format_job(shown))
     return 0
 
 

@@ -1,4 +1,8 @@
-"""What ``ctq status`` reports, as plain data."""
+"""What ``ctq status`` reports (and ``GET /v1/status`` answers), as typed records.
+
+Each record lists every field it shows and refuses others (``extra="forbid"``), so the CLI's
+text, its ``--json`` and the HTTP API's schema cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 import limits
 import redis
+from pydantic import BaseModel, ConfigDict
 
 from config import Settings
 from worker import deadletter, jobstore, keys
@@ -20,26 +25,120 @@ from worker.redis_health import memory
 WORKER_SILENT_AFTER = 15.0
 
 
-def overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LimiterStatus(Record):
+    """One limiter key: its window now, who waits, 429s, the learned margin and pace."""
+
+    limit: int
+    window_s: float
+    permits_in_window: int
+    booked_ahead: int
+    waiting_realtime: int
+    waiting_bulk: int
+    http_429: int
+    paused_for_s: float
+    margin_ms: float
+    spread_ms: float
+    effective_per_s: float
+
+
+class PointsToday(Record):
+    """One site's points today; ``left`` is None without a budget."""
+
+    budget: int | None
+    used: int
+    reserved: int
+    left: int | None
+    exhausted: bool
+
+
+class PausedLane(Record):
+    """An open circuit breaker: why, since when, its next probe, how many jobs it holds."""
+
+    site: str
+    lane: str
+    reason: str
+    code: int | None
+    http_status: int | None
+    since: float
+    probe_at: float
+    held: int
+
+
+class WorkerSeen(Record):
+    host: str
+    pid: int
+    jobs: list[str]
+    seen: float
+
+
+class RedisMemory(Record):
+    used_bytes: int
+    max_bytes: int
+    policy: str
+    full: bool
+
+
+class Overview(Record):
+    """Queue depths, jobs in each state, dead letters, limiters, points, pauses, processes."""
+
+    queues: dict[str, int]
+    in_flight: int
+    jobs: dict[str, int]
+    dead_letters: int
+    limiters: dict[str, LimiterStatus]
+    points_today: dict[str, PointsToday]
+    paused: list[PausedLane]
+    staged_leads: int
+    beat_last_tick: float | None
+    workers: list[WorkerSeen]
+    redis: RedisMemory
+
+
+class JobDetail(Record):
+    """One job; ``leads`` and ``lead_results`` for comments only (``shown()`` leaves them out
+    for other kinds)."""
+
+    id: str
+    kind: str
+    lane: str
+    state: str
+    attempts: int
+    created_at: float | None
+    updated_at: float | None
+    last: dict[str, Any] | None
+    leads: int | None = None
+    lead_results: list[dict[str, Any]] | None = None
+
+    def shown(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def overview(client: redis.Redis, settings: Settings) -> Overview:
     """Queue depths, jobs in each state, dead letters, every limiter key, points today."""
     with client.pipeline(transaction=False) as pipe:
         for queue in (*keys.LANES, keys.MAINTENANCE):
             pipe.llen(queue)
         pipe.hlen(keys.KOMBU_UNACKED)
         *depths, in_flight = pipe.execute()
-    return {
-        "queues": dict(zip((*keys.LANES, keys.MAINTENANCE), depths, strict=True)),
-        "in_flight": in_flight,
-        "jobs": jobstore.counts(client),
-        "dead_letters": deadletter.count(client),
-        "limiters": limiters(client, settings),
-        "points_today": points_today(client, settings),
-        "paused": open_breakers(client),
-        "staged_leads": int(client.llen(keys.STAGED_COMMENTS)),
-        "beat_last_tick": float(client.get(keys.BEAT_TICK) or 0) or None,
-        "workers": alive(client, within=WORKER_SILENT_AFTER),
-        "redis": memory(client),
-    }
+    return Overview.model_validate(
+        {
+            "queues": dict(zip((*keys.LANES, keys.MAINTENANCE), depths, strict=True)),
+            "in_flight": in_flight,
+            "jobs": jobstore.counts(client),
+            "dead_letters": deadletter.count(client),
+            "limiters": limiters(client, settings),
+            "points_today": points_today(client, settings),
+            "paused": open_breakers(client),
+            "staged_leads": int(client.llen(keys.STAGED_COMMENTS)),
+            "beat_last_tick": float(client.get(keys.BEAT_TICK) or 0) or None,
+            "workers": alive(client, within=WORKER_SILENT_AFTER),
+            "redis": memory(client),
+        }
+    )
 
 
 def points_today(client: redis.Redis, settings: Settings) -> dict[str, dict[str, Any]]:
@@ -61,22 +160,22 @@ def limiters(client: redis.Redis, settings: Settings) -> dict[str, dict[str, Any
     return shown
 
 
-def job_detail(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
+def job_detail(client: redis.Redis, job_id: str) -> JobDetail | None:
     """One job: state, attempts, last outcome, and per-lead results for comments."""
     job = jobstore.load(client, job_id)
     if job is None:
         return None
-    detail: dict[str, Any] = {
-        "id": job.id,
-        "kind": job.kind,
-        "lane": job.lane,
-        "state": str(job.state),
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "last": job.last or None,
-    }
+    leads: dict[str, Any] = {}
     if job.kind == "comment":
-        detail["leads"] = len(job.payload.get("comments", []))
-        detail["lead_results"] = job.result
-    return detail
+        leads = {"leads": len(job.payload.get("comments", [])), "lead_results": job.result}
+    return JobDetail(
+        id=job.id,
+        kind=job.kind,
+        lane=job.lane,
+        state=str(job.state),
+        attempts=job.attempts,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        last=job.last or None,
+        **leads,
+    )

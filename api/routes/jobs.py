@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import redis
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
@@ -19,7 +19,7 @@ from api.schemas import Enqueued
 from config import Settings
 from tasks.registry import ENQUEUE_KINDS
 from tasks.validation import JobValidationError, Problem, Problems
-from worker.status import job_detail
+from worker.status import JobDetail, job_detail
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -128,8 +128,9 @@ for _kind in ENQUEUE_KINDS:
     "/{job_id}",
     responses={**NOT_FOUND, **UNAVAILABLE},
     summary="One job: state, attempts, last outcome, per-lead results",
+    response_model_exclude_unset=True,  # leads and lead_results for comments only
 )
-def get_job(job_id: str, client: Annotated[redis.Redis, Depends(backend.client)]) -> dict[str, Any]:
+def get_job(job_id: str, client: Annotated[redis.Redis, Depends(backend.client)]) -> JobDetail:
     """What `ctq status JOB_ID --json` prints."""
     found = job_detail(client, job_id)
     if found is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import redis
 from fastapi import APIRouter, Depends, Query
@@ -13,7 +13,7 @@ from api.responses import UNAVAILABLE
 from api.schemas import Resumed
 from config import Settings
 from worker.breaker import resume
-from worker.status import overview
+from worker.status import Overview, overview
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
@@ -21,9 +21,7 @@ Client = Annotated[redis.Redis, Depends(backend.client)]
 
 
 @router.get("/status", responses=UNAVAILABLE, summary="Queues, job counts, limiters, points")
-def status(
-    client: Client, settings: Annotated[Settings, Depends(backend.settings)]
-) -> dict[str, Any]:
+def status(client: Client, settings: Annotated[Settings, Depends(backend.settings)]) -> Overview:
     """What `ctq status --json` prints: queue depths, jobs in each state, dead letters, every
     limiter key, paused lanes, points today, workers alive, Redis memory."""
     return overview(client, settings)

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.conftest import RunningSandbox, env_for
-from tests.helpers import ROOT, free_port, run_ctq
+from tests.helpers import ROOT, free_port, run_ctq, wait_for
 from worker import deadletter, jobstore, keys
 
 pytestmark = pytest.mark.integration
@@ -136,6 +136,7 @@ def test_a_reader_that_goes_away_gets_no_traceback(
 def test_ctrl_c_while_reading_stdin_enqueues_nothing(
     env: dict[str, str], real_redis: redis.Redis
 ) -> None:
+    clients_before = len(real_redis.client_list())
     reading = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "enqueue", "callback", "--file", "-"],
         env=env,
@@ -147,7 +148,9 @@ def test_ctrl_c_while_reading_stdin_enqueues_nothing(
     assert reading.stdin is not None
     reading.stdin.write(CALLBACK + "\n")
     reading.stdin.flush()
-    time.sleep(2.0)  # it has read the line and waits for more
+    # Started, connected to Redis, reading: it has the line and waits for more.
+    wait_for(lambda: len(real_redis.client_list()) > clients_before, timeout=60)
+    time.sleep(0.5)
     reading.send_signal(signal.SIGINT)
     _, err = reading.communicate(timeout=30)
     assert reading.returncode == 130 and err == "ctq: interrupted\n"

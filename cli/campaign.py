@@ -106,11 +106,8 @@ def run_load(args: argparse.Namespace, settings: Settings) -> int:
         args.per_minute,
         campaigns.Lifecycle.ACTIVE,
     )
-    producer = Producer(settings)
-    try:
+    with Producer(settings) as producer:
         loaded = campaigns.load(producer, campaign, rows.valid)
-    finally:
-        producer.close()
     print(
         f"campaign {args.name}: {loaded} callback(s) loaded; window {args.window} "
         f"{args.days} {timezone}, {args.per_minute} a minute"

@@ -101,8 +101,7 @@ def _timestamp(when: datetime | None, settings: Settings) -> float | None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    with input_lines(args) as lines:
-        producer = Producer(settings)
+    with input_lines(args) as lines, Producer(settings) as producer:
         try:
             job_ids = producer.from_json_lines(
                 args.kind,
@@ -114,8 +113,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return report_refusal(exc.problems, "enqueued", exc.more)
         except StagingExpired as exc:
             raise CtqError(f"{exc}; nothing was enqueued") from None
-        finally:
-            producer.close()
     for job_id in job_ids:
         print(job_id)
     if getattr(job_ids, "reused", 0):

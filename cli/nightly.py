@@ -38,16 +38,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def run_stage(args: argparse.Namespace, settings: Settings) -> int:
-    with input_lines(args) as lines:
-        producer = Producer(settings)
+    with input_lines(args) as lines, Producer(settings) as producer:
         try:
             staged = producer.stage_comment_lines(lines)
         except JobValidationError as exc:
             return report_refusal(exc.problems, "staged", exc.more)
         except StagingExpired as exc:
             raise CtqError(f"{exc}; nothing was staged") from None
-        finally:
-            producer.close()
     print(
         f"{staged} lead(s) staged for the nightly run at {settings.nightly_at} {settings.timezone}"
     )
@@ -55,11 +52,8 @@ def run_stage(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_now(args: argparse.Namespace, settings: Settings) -> int:
-    producer = Producer(settings)
-    try:
+    with Producer(settings) as producer:
         result = send_staged(producer)
-    finally:
-        producer.close()
     if args.json:
         print_json(result.as_dict())
     else:

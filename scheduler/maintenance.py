@@ -39,11 +39,8 @@ def nightly(self: Task[Any, Any]) -> dict[str, Any]:
     from tasks.producer import Producer
 
     rt = runtime_of(self.app)
-    producer = Producer(rt.settings, app=self.app)
-    try:
+    with Producer(rt.settings, app=self.app) as producer:
         return scheduled_run(producer).as_dict()
-    finally:
-        producer.close()
 
 
 @shared_task(bind=True, name="ctq.release_campaigns")
@@ -53,10 +50,7 @@ def release_campaigns(self: Task[Any, Any]) -> dict[str, int]:
     from tasks.producer import Producer
 
     rt = runtime_of(self.app)
-    producer = Producer(rt.settings, app=self.app)
-    try:
+    with Producer(rt.settings, app=self.app) as producer:
         return campaigns.release_due(
             producer, campaigns.utcnow(), rt.settings.campaign_phone_interval
         )
-    finally:
-        producer.close()

@@ -306,6 +306,12 @@ class Producer:
             discard_quietly(staging.discard)
             raise
 
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._builders_lock:
             builders, self._every_builder = self._every_builder, []

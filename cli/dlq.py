@@ -8,9 +8,9 @@ from typing import Any
 from cli.common import print_json, redis_client, when
 from config import Settings
 from tasks.producer import Producer
-from tasks.replay import replay, select
+from tasks.replay import choose, replay
 from worker import deadletter
-from worker.errors import INVALID_INPUT, InvalidInput, NotFound
+from worker.errors import INVALID_INPUT, NotFound
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,18 +48,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 
 def _selected(args: argparse.Namespace, settings: Settings, doing: str) -> list[dict[str, Any]]:
-    """The dead letters named; an unknown ID refuses the whole command."""
-    by_filter = args.all or args.code is not None
-    if not (args.job_ids or by_filter):
-        raise InvalidInput("name dead letters by ID, or use --all or --code N")
-    if args.job_ids and by_filter:
-        raise InvalidInput("name dead letters by ID or select them with --all / --code N, not both")
-    records = deadletter.all_records(redis_client(settings))
-    chosen = select(records, args.job_ids, args.code)
-    unknown = sorted(set(args.job_ids) - {r["id"] for r in chosen})
-    if unknown:
-        raise NotFound(f"no dead letter {', '.join(unknown)}; nothing was {doing}")
-    return chosen
+    return choose(redis_client(settings), args.job_ids, args.all, args.code, doing)
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,11 +77,8 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     records = _selected(args, settings, "replayed")
-    producer = Producer(settings)
-    try:
+    with Producer(settings) as producer:
         result = replay(producer, records)
-    finally:
-        producer.close()
     if args.json:
         print_json(
             {

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from tasks.producer import Producer
 from tasks.registry import KINDS
 from tasks.validation import JobValidationError, Problem, validate
 from worker import deadletter
+from worker.errors import InvalidInput, NotFound
 
 
 @dataclass
@@ -17,6 +20,24 @@ class Replayed:
 
     enqueued: dict[str, str] = field(default_factory=dict)
     refused: dict[str, list[Problem]] = field(default_factory=dict)
+
+
+def choose(
+    client: redis.Redis, ids: list[str], every: bool, code: int | None, doing: str
+) -> list[dict[str, Any]]:
+    """The dead letters a replay or purge names (``ctq dlq`` and the HTTP API alike): by id,
+    or all of them, or those with ``code``. Naming none, or ids together with a selection, is
+    invalid input; an unknown id refuses the whole command (nothing is ``doing``)."""
+    by_filter = every or code is not None
+    if not (ids or by_filter):
+        raise InvalidInput("name dead letters by id, or select them all or by code")
+    if ids and by_filter:
+        raise InvalidInput("name dead letters by id or select them all / by code, not both")
+    chosen = select(deadletter.all_records(client), ids, code)
+    unknown = sorted(set(ids) - {r["id"] for r in chosen})
+    if unknown:
+        raise NotFound(f"no dead letter {', '.join(unknown)}; nothing was {doing}")
+    return chosen
 
 
 def select(records: list[dict[str, Any]], ids: list[str], code: int | None) -> list[dict[str, Any]]:

@@ -11,9 +11,7 @@ from api import backend
 from api.responses import INVALID, NOT_FOUND, UNAVAILABLE
 from api.schemas import Problem, Purged, Replayed, Selection
 from tasks.producer import Producer
-from tasks.replay import replay, select
-from tasks.validation import JobValidationError
-from tasks.validation import Problem as InputProblem
+from tasks.replay import choose, replay
 from worker import deadletter
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
@@ -37,18 +35,9 @@ def show_dead_letter(job_id: str, client: Client) -> dict[str, Any]:
     return record
 
 
-def selected(client: redis.Redis, selection: Selection) -> list[dict[str, Any]]:
-    """The dead letters named, as `ctq dlq replay|purge ID...|--all|--code N` chooses them."""
-    if not (selection.ids or selection.all or selection.code is not None):
-        raise JobValidationError(
-            [InputProblem(0, "(body)", "name dead letters by ids, or give all or code")]
-        )
-    return select(deadletter.all_records(client), selection.ids, selection.code)
-
-
 @router.post(
     "/replay",
-    responses={**INVALID, **UNAVAILABLE},
+    responses={**INVALID, **NOT_FOUND, **UNAVAILABLE},
     summary="Validate dead letters again and enqueue them as new jobs",
 )
 def replay_dead_letters(
@@ -56,7 +45,8 @@ def replay_dead_letters(
 ) -> Replayed:
     """As `ctq dlq replay`: a refused payload stays a dead letter and is listed with why.
     Replaying one twice enqueues it once (key `replay:<old id>`)."""
-    result = replay(producer, selected(producer.redis, selection))
+    chosen = choose(producer.redis, selection.ids, selection.all, selection.code, "replayed")
+    result = replay(producer, chosen)
     refused = {
         old: [Problem(line=p.line, field=p.path, reason=p.reason) for p in problems]
         for old, problems in result.refused.items()
@@ -64,7 +54,10 @@ def replay_dead_letters(
     return Replayed(enqueued=result.enqueued, refused=refused)
 
 
-@router.post("/purge", responses={**INVALID, **UNAVAILABLE}, summary="Delete dead letters")
+@router.post(
+    "/purge", responses={**INVALID, **NOT_FOUND, **UNAVAILABLE}, summary="Delete dead letters"
+)
 def purge_dead_letters(selection: Selection, client: Client) -> Purged:
-    removed = deadletter.remove(client, [r["id"] for r in selected(client, selection)])
+    chosen = choose(client, selection.ids, selection.all, selection.code, "purged")
+    removed = deadletter.remove(client, [r["id"] for r in chosen])
     return Purged(purged=removed)

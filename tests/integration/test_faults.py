@@ -53,12 +53,17 @@ def accepted_so_far(sandbox: RunningSandbox) -> int:
         return sum(1 for r in state.requests if r["status"] == 200)
 
 
-def kill_after(sandbox: RunningSandbox, worker: WorkerProcess, requests_: int, gap: float) -> None:
-    """SIGKILL the worker (all its processes) half a request interval after the N-th success,
-    so no request of it is between the API's answer and its record (that window is in the
-    README; this test is about everything else)."""
-    wait_for(lambda: accepted_so_far(sandbox) >= requests_, timeout=120, interval=0.002)
+def between_requests(sandbox: RunningSandbox, sent: int, gap: float, timeout: float = 120) -> None:
+    """Wait for the ``sent``-th success, then half a request interval (``gap``): no request is
+    between the API's answer and its record (that window is in the README; the fault tests
+    are about everything else)."""
+    wait_for(lambda: accepted_so_far(sandbox) >= sent, timeout=timeout, interval=0.002)
     time.sleep(gap / 2)
+
+
+def kill_after(sandbox: RunningSandbox, worker: WorkerProcess, requests_: int, gap: float) -> None:
+    """SIGKILL the worker (all its processes) between requests, after the N-th success."""
+    between_requests(sandbox, requests_, gap)
     os.killpg(worker.process.pid, signal.SIGKILL)
     worker.process.wait()
 

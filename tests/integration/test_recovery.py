@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import RunningSandbox, env_for
 from tests.helpers import WorkerProcess, run_ctq, wait_for
 from tests.integration.test_faults import (
-    accepted_so_far,
+    between_requests,
     callbacks_file,
     counts,
     enqueue_file,
@@ -61,19 +61,11 @@ def start_two_workers(
     return env, victim, phones
 
 
-def between_requests(sandbox: RunningSandbox, sent: int) -> None:
-    """Wait for the ``sent``-th answer, then half an interval: no request is in flight (a
-    request the API executed but whose worker died before recording it is the window the
-    README names; this test is about everything else)."""
-    wait_for(lambda: accepted_so_far(sandbox) >= sent, timeout=60, interval=0.002)
-    time.sleep(0.5 / RATE)
-
-
 def test_a_killed_workers_callbacks_are_sent_by_another_within_seconds_and_once(
     redis_url: str, sandbox: RunningSandbox, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     env, victim, phones = start_two_workers(redis_url, sandbox, start_worker, tmp_path)
-    between_requests(sandbox, 3)
+    between_requests(sandbox, 3, 1 / RATE, timeout=60)
     assert held_by(env, victim) >= 2
     os.killpg(victim.process.pid, signal.SIGKILL)
     victim.process.wait()
@@ -91,7 +83,7 @@ def test_a_frozen_worker_sends_nothing_another_worker_took_over(
     redis_url: str, sandbox: RunningSandbox, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     env, victim, phones = start_two_workers(redis_url, sandbox, start_worker, tmp_path)
-    between_requests(sandbox, 3)
+    between_requests(sandbox, 3, 1 / RATE, timeout=60)
     assert held_by(env, victim) >= 2
     os.killpg(victim.process.pid, signal.SIGSTOP)
     try:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.common import print_json, redis_client
+from cli.common import add_account_option, print_json, redis_client
 from config import Settings
 from scheduler import campaigns
 from scheduler.campaigns import Campaign
@@ -35,6 +35,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load.add_argument("--per-minute", type=int, default=10, help="callbacks released a minute")
     load.add_argument("--skip-invalid", action="store_true", help="load the valid rows only")
     load.add_argument("--rejects", type=Path, help="where refused rows go (FILE.rejects.jsonl)")
+    add_account_option(load)
     load.set_defaults(run=run_load)
     listing = actions.add_parser("list", help="every campaign")
     listing.add_argument("--json", action="store_true")
@@ -105,6 +106,7 @@ def run_load(args: argparse.Namespace, settings: Settings) -> int:
         timezone,
         args.per_minute,
         campaigns.Lifecycle.ACTIVE,
+        settings.account(args.account).name,
     )
     with Producer(settings) as producer:
         loaded = campaigns.load(producer, campaign, rows.valid)

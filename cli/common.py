@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,15 @@ import redis
 from config import Settings
 from worker.errors import INVALID_INPUT, RedisUnavailable
 from worker.redis_conn import connect
+
+
+def add_account_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--account",
+        metavar="NAME",
+        help="the Calltouch account of the jobs: a name of CTQ_ACCOUNTS_FILE (default: default, "
+        "the account of CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN)",
+    )
 
 
 def redis_client(settings: Settings) -> redis.Redis:

@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import BinaryIO
 
-from cli.common import report_refusal
+from cli.common import add_account_option, report_refusal
 from config import Settings
 from tasks.batch import StagingExpired
 from tasks.producer import Producer
@@ -63,6 +63,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="send no earlier than this ISO 8601 time (CTQ_TIMEZONE if it has no offset); "
         "the jobs wait in the durable delay set",
     )
+    add_account_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -101,6 +102,7 @@ def _timestamp(when: datetime | None, settings: Settings) -> float | None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings.account(args.account)  # an unknown account: refused before any input is read
     with input_lines(args) as lines, Producer(settings) as producer:
         try:
             job_ids = producer.from_json_lines(
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 lines,
                 idempotency_key=args.idempotency_key,
                 not_before=_timestamp(args.at, settings),
+                account=args.account,
             )
         except JobValidationError as exc:
             return report_refusal(exc.problems, "enqueued", exc.more)

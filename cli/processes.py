@@ -7,6 +7,7 @@ import sys
 import time
 
 from config import Settings
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from sandbox.faults import KINDS as fault_kinds
 from sandbox.faults import FaultPlan, parse_kinds
 from sandbox.pozvonim import PozvonimSandbox
@@ -100,13 +101,13 @@ def _celery_app(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.calltouch_site_id or settings.calltouch_token is None:
+    if not any(a.site_id and a.token for a in settings.accounts.values()):
         raise CtqError(
-            "set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN, or use `ctq up`, which starts the "
-            "sandbox when no token is set"
+            "set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN (or accounts in CTQ_ACCOUNTS_FILE), or "
+            "use `ctq up`, which starts the sandbox when no token is set"
         )
     wait_for_a_safe_redis(settings)
-    queues = ",".join(keys.CONSUME_ORDER)
+    queues = ",".join(keys.consume_order(settings.accounts))
     argv = ["worker", "-Q", queues, "-l", "INFO", *args.extra]
     _celery_app(settings).worker_main(argv)
     return 0
@@ -143,8 +144,18 @@ def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     try:
         faults = FaultPlan(args.fault_rate, args.faults, args.slow_seconds)
         account = PozvonimSandbox(*sandbox_pozvonim_account(settings))
+        sites = {
+            a.site_id: a.token.get_secret_value()
+            for a in settings.accounts.values()
+            if a.name != DEFAULT_ACCOUNT and a.site_id and a.token
+        }
         sandbox = Sandbox(
-            token, rate=args.rate, faults=faults, pozvonim=account, latency=args.latency
+            token,
+            rate=args.rate,
+            faults=faults,
+            pozvonim=account,
+            latency=args.latency,
+            sites=sites,
         )
         server = SandboxHTTPServer(args.port, sandbox, args.verbose, args.bind)
     except OSError as exc:

@@ -79,7 +79,25 @@ def format_overview(data: dict[str, Any]) -> str:
             f"points today  site {site}: used {points['used']}  reserved {points['reserved']}  "
             f"{left}{spent}"
         )
+    if len(data["accounts"]) > 1:
+        lines += format_accounts(data["accounts"])
     return "\n".join(lines)
+
+
+def format_accounts(accounts: dict[str, dict[str, Any]]) -> list[str]:
+    """One line an account: its messages waiting, jobs sent and dead, points, pauses."""
+    lines = []
+    for name, shown in accounts.items():
+        points = shown["points_today"]
+        budget = "" if points["budget"] is None else f"/{points['budget']}"
+        paused = f"  PAUSED {','.join(shown['paused_lanes'])}" if shown["paused_lanes"] else ""
+        lines.append(
+            f"account       {name} (site {shown['site']}, weight {shown['weight']}): queued "
+            f"realtime {shown['queues']['realtime']} bulk {shown['queues']['bulk']}, done "
+            f"{shown['jobs']['done']}, dead {shown['jobs']['dead']}, points "
+            f"{points['used']}{budget}, staged {shown['staged_leads']}{paused}"
+        )
+    return lines
 
 
 # Beat sends the delay mover every second; this much silence means it is not running.

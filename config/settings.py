@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.accounts import DEFAULT, Account, AccountsFileError, load_accounts
+from worker.errors import InvalidInput
+
+
+class UnknownAccount(InvalidInput):
+    """A job named an account that is neither ``default`` nor in CTQ_ACCOUNTS_FILE."""
 
 
 class Settings(BaseSettings):
@@ -30,6 +38,7 @@ class Settings(BaseSettings):
     calltouch_api_url: str = Field("https://api.calltouch.ru", validation_alias="CALLTOUCH_API_URL")
     calltouch_site_id: str | None = Field(None, validation_alias="CALLTOUCH_SITE_ID")
     calltouch_token: SecretStr | None = Field(None, validation_alias="CALLTOUCH_TOKEN")
+    accounts_file: Path | None = Field(None, validation_alias="CTQ_ACCOUNTS_FILE")
 
     pozvonim_api_url: str = Field(
         "https://api.pozvonim.com/v2u", validation_alias="POZVONIM_API_URL"
@@ -130,6 +139,32 @@ class Settings(BaseSettings):
                 f"{4 * request:g} s, or a job still sending could be redelivered and sent twice"
             )
         return self
+
+    _accounts: dict[str, Account] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _accounts_load(self) -> Settings:
+        default = Account(DEFAULT, self.calltouch_site_id, self.calltouch_token, self.daily_points)
+        try:
+            self._accounts = load_accounts(
+                self.accounts_file, default, os.environ, self.daily_points
+            )
+        except AccountsFileError as exc:
+            raise ValueError(f"CTQ_ACCOUNTS_FILE: {exc}") from None
+        return self
+
+    @property
+    def accounts(self) -> dict[str, Account]:
+        """Every account by name: ``default`` first, then the file's in its order."""
+        return self._accounts
+
+    def account(self, name: str | None) -> Account:
+        """The account named ``name`` (``default`` for None); unknown names are refused."""
+        found = self._accounts.get(name or DEFAULT)
+        if found is None:
+            known = ", ".join(self._accounts)
+            raise UnknownAccount(f"unknown account {name!r}; known: {known} (CTQ_ACCOUNTS_FILE)")
+        return found
 
     @property
     def api_key_list(self) -> list[str]:

@@ -3,6 +3,8 @@
 ``GET /_sandbox/requests`` lists what it received (the token shown only as valid/invalid),
 ``DELETE /_sandbox/requests`` forgets it, ``GET /_sandbox/stats`` counts answers by status,
 ``POST /_sandbox/account {"callback_minutes": false}`` makes every callback answer 10001,
+``POST /_sandbox/account {"answer": {"status": 403, "code": 403}, "site_id": "1002"}`` makes
+every request of that site (of every site without ``site_id``) get that error,
 ``POST /_sandbox/latency {"min": 0, "max": 0.05}`` sets the inbound delay.
 """
 
@@ -50,8 +52,12 @@ class Sandbox:
         faults: FaultPlan | None = None,
         pozvonim: PozvonimSandbox | None = None,
         latency: tuple[float, float] = (0.0, 0.0),
+        sites: dict[str, str] | None = None,
     ) -> None:
         self.token = token
+        # Accounts of their own: a request for one of these sites must carry its token; any
+        # other site is accepted with ``token``.
+        self.sites = dict(sites or {})
         # Each request waits a random time in this range before it is counted: the delay
         # between a client sending and the API receiving, which varies on a real network.
         self.latency = latency
@@ -63,7 +69,8 @@ class Sandbox:
         self.callback_minutes = True  # POST /_sandbox/account {"callback_minutes": false}
         # POST /_sandbox/account {"answer": {"status": 403, "code": 403}}: every request gets
         # that error (a revoked token, an undocumented "points spent"); {"answer": null} ends it.
-        self.forced: tuple[int, int] | None = None
+        # With "site_id", only that site's requests (keyed by site; None: every site).
+        self.forced: dict[str | None, tuple[int, int]] = {}
         self.requests: list[dict[str, Any]] = []
         self.statuses: Counter[int] = Counter()
         self.lock = threading.Lock()
@@ -80,9 +87,8 @@ class Sandbox:
         token = headers.get("access-token")
         if not token:
             return 401, {"message": "Unauthorized"}
-        if not hmac.compare_digest(token.encode(), self.token.encode()) or not headers.get(
-            "siteid"
-        ):
+        site = headers.get("siteid")
+        if not site or not hmac.compare_digest(token.encode(), self.token_of(site).encode()):
             return 403, {"message": "Invalid credentials"}
         kind = ROUTES.get(path)
         if kind is None:
@@ -93,8 +99,9 @@ class Sandbox:
             body = None
         if not isinstance(body, dict):
             return responses.api_error(1, "JSON syntax error or empty request")
-        if self.forced is not None:
-            status, code = self.forced
+        forced = self.forced.get(site) or self.forced.get(None)
+        if forced is not None:
+            status, code = forced
             return responses.api_error(code, "forced by the sandbox", status)
         fault = self.faults.draw()
         if fault == "drop":
@@ -107,6 +114,9 @@ class Sandbox:
         if kind == "callback" and not self.callback_minutes:
             return responses.api_error(10001, "Not enough callback minutes")
         return _answer(kind, body)
+
+    def token_of(self, site: str) -> str:
+        return self.sites.get(site, self.token)
 
     def record(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -157,8 +167,11 @@ class _Handler(BaseHTTPRequestHandler):
             if "callback_minutes" in account:
                 sandbox.callback_minutes = bool(account["callback_minutes"])
             if "answer" in account:
-                forced = account["answer"]
-                sandbox.forced = (int(forced["status"]), int(forced["code"])) if forced else None
+                forced, site = account["answer"], account.get("site_id")
+                if forced:
+                    sandbox.forced[site] = (int(forced["status"]), int(forced["code"]))
+                else:
+                    sandbox.forced.pop(site, None)
             return self._send(200, {"callback_minutes": sandbox.callback_minutes})
         headers = {k.lower(): v for k, v in self.headers.items()}
         sandbox = self.server.sandbox
@@ -219,6 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _entry(self, headers: dict[str, str], raw: bytes, status: int) -> dict[str, Any]:
         token = headers.get("access-token")
+        expected = self.server.sandbox.token_of(headers.get("siteid") or "")
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -230,9 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
             "client_ip": self.client_address[0],
             "status": status,
             "site_id": headers.get("siteid"),
-            "token": "valid"
-            if token == self.server.sandbox.token
-            else ("invalid" if token else "missing"),
+            "token": "valid" if token == expected else ("invalid" if token else "missing"),
             "content_type": headers.get("content-type"),
             "body": body,
         }

@@ -18,6 +18,7 @@ import limits.strategies
 import redis
 from redis.typing import EncodableT
 
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from scheduler.windows import CallWindow
 from tasks.models import CallbackJob
 from tasks.producer import Producer
@@ -55,6 +56,7 @@ class Campaign:
     timezone: str
     per_minute: int
     state: Lifecycle
+    account: str = DEFAULT_ACCOUNT
 
     @property
     def call_window(self) -> CallWindow:
@@ -63,6 +65,7 @@ class Campaign:
 
 def load(producer: Producer, campaign: Campaign, rows: Iterable[CallbackJob]) -> int:
     """Store a new campaign and its validated rows, all or nothing; return how many rows."""
+    producer.settings.account(campaign.account)  # an unknown account is refused first
     client = producer.redis
     lines = [row.model_dump_json(exclude_none=True) for row in rows]
     meta: dict[EncodableT, EncodableT] = {
@@ -71,6 +74,7 @@ def load(producer: Producer, campaign: Campaign, rows: Iterable[CallbackJob]) ->
         "days": campaign.days,
         "timezone": campaign.timezone,
         "per_minute": campaign.per_minute,
+        "account": campaign.account,
         "state": Lifecycle.ACTIVE,
         "loaded": len(lines),
         "released": 0,
@@ -111,6 +115,7 @@ def get(client: redis.Redis, name: str) -> Campaign:
         raw["timezone"],
         int(raw["per_minute"]),
         Lifecycle(raw["state"]),
+        raw.get("account", DEFAULT_ACCOUNT),
     )
 
 
@@ -183,7 +188,9 @@ def _release(
         if later:
             pipe.rpush(f"{key}:rows", *later)
         for row in ready:
-            job_id = producer.add_job(pipe, builder, KINDS["callback"], json.loads(row), stamp)
+            job_id = producer.add_job(
+                pipe, builder, KINDS["callback"], json.loads(row), stamp, account=campaign.account
+            )
             pipe.rpush(f"{key}:jobs", job_id)
         pipe.hset(key, mapping={"tokens": tokens - len(rows), "tick": stamp})
         pipe.hincrby(key, "released", len(ready))
@@ -262,6 +269,7 @@ def status(client: redis.Redis, name: str, now: datetime) -> dict[str, Any]:
         "state": found.state,
         "window": f"{campaign.window} {campaign.days} {campaign.timezone}",
         "per_minute": campaign.per_minute,
+        "account": campaign.account,
         "loaded": int(meta["loaded"]),
         "released": int(meta["released"]),
         "done": states.count(jobstore.State.DONE),

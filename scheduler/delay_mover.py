@@ -6,6 +6,7 @@ from functools import partial
 
 import redis
 
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from tasks.registry import KINDS
 from worker import jobstore, keys
 from worker.jobstore import TERMINAL, State
@@ -35,14 +36,15 @@ def _move_batch(
     due: list[str] = pipe.zrangebyscore(keys.DELAYED, "-inf", now, 0, batch)  # type: ignore[assignment]
     if not due:
         return 0
-    records = [pipe.hmget(keys.job(job_id), "kind", "state") for job_id in due]
+    records = [pipe.hmget(keys.job(job_id), "kind", "state", "account") for job_id in due]
     pipe.multi()
-    for job_id, (kind_name, state) in zip(due, records, strict=True):
+    for job_id, (kind_name, state, account) in zip(due, records, strict=True):
         pipe.zrem(keys.DELAYED, job_id)
         kind = KINDS.get(str(kind_name))
         if kind is None or state in TERMINAL:  # expired, purged, or finished
             continue
-        for name, args in builder.commands(kind.task_name, job_id, kind.lane):
+        queue = keys.queue(kind.lane, str(account or DEFAULT_ACCOUNT))
+        for name, args in builder.commands(kind.task_name, job_id, queue):
             getattr(pipe, name)(*args)
         # Not when it was parked behind another worker's lease: that one runs it.
         if state in (State.DELAYED, State.PAUSED):

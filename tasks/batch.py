@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from tasks.jobstream import Job, fingerprint
 from tasks.kind import JobKind
 from tasks.validation import Problem, Problems
@@ -71,9 +72,13 @@ class Batch:
         window: int,
         not_before: float | None = None,
         ttl: int = STAGING_TTL,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         self.client, self.builder, self.problems = client, builder, problems
         self.window, self.not_before, self.ttl = window, not_before, ttl
+        self.account = account
+        # Idempotency keys are the account's own: the same key may name a job of each.
+        self._scope = "" if account == DEFAULT_ACCOUNT else f"{account}/"
         self.id = uuid.uuid4().hex
         self.answer = Enqueued()
         self.staged = 0
@@ -96,7 +101,7 @@ class Batch:
         staged = Staged()
         now = time.time()
         for kind, payload, name in pending:
-            key = keys.idempotency(name) if name else None
+            key = self._key(name) if name else None
             stored = known.get(key) if key else None
             if stored:
                 self._answer_known(payload, str(name), stored)
@@ -109,11 +114,14 @@ class Batch:
 
     def _lookup(self, pending: list[Job]) -> dict[str, str]:
         """What Redis holds for the keys of ``pending``."""
-        wanted = list({keys.idempotency(n) for _, _, n in pending if n})
+        wanted = list({self._key(n) for _, _, n in pending if n})
         if not wanted:
             return {}
         values: list[str | None] = self.client.mget(wanted)  # type: ignore[assignment]
         return {k: v for k, v in zip(wanted, values, strict=True) if v}
+
+    def _key(self, name: str) -> str:
+        return keys.idempotency(self._scope + name)
 
     def _answer_known(self, payload: dict[str, Any], name: str, stored: str) -> None:
         """A job whose key is taken: the first job's id in its place, unless that job's body
@@ -132,11 +140,15 @@ class Batch:
         now: float,
         staged: Staged,
     ) -> None:
+        if kind.provider != "calltouch" and self.account != DEFAULT_ACCOUNT:
+            self.problems.add(not_an_account_job(len(self.answer) + 1, kind.provider))
+            return
         job_id = uuid.uuid4().hex
-        fields = jobstore.new_fields(kind.name, kind.lane, payload, now)
+        fields = jobstore.new_fields(kind.name, kind.lane, payload, now, self.account)
         staged.payloads[job_id] = str(fields.pop("payload"))
         del fields["state"]  # set by the commit: queued, or delayed
-        [(command, (queue, body))] = self.builder.commands(kind.task_name, job_id, kind.lane)
+        target = keys.queue(kind.lane, self.account)
+        [(command, (queue, body))] = self.builder.commands(kind.task_name, job_id, target)
         if command != "lpush":
             raise RuntimeError(f"kombu published with {command}, not lpush: cannot stage it")
         staged.messages[job_id] = body
@@ -188,6 +200,7 @@ class Batch:
                         keys.batch_receipt(self.id),
                         keys.jobs_in(jobstore.State.QUEUED),
                         keys.jobs_in(jobstore.State.DELAYED),
+                        keys.account_stats(self.account),
                     ],
                     args=[self.staged, f"{time.time():.6f}", self.window, RECEIPT_TTL],
                 )
@@ -209,7 +222,7 @@ class Batch:
             )
         if reply[0] == "conflict":
             for pos, key, owner in zip(reply[1::3], reply[2::3], reply[3::3], strict=True):
-                name = key.removeprefix(keys.idempotency(""))
+                name = key.removeprefix(self._key(""))
                 self.problems.add(reused_for_another(int(pos), name, owner))
             self.problems.raise_if_any()
         taken = dict(zip(reply[1::2], reply[2::2], strict=True))
@@ -233,4 +246,14 @@ def reused_for_another(position: int, name: str, owner: str) -> Problem:
         "(idempotency key)",
         f"{name!r} was used within CTQ_IDEMPOTENCY_WINDOW for a different payload "
         f"(job {owner}); use a new key for a new job",
+    )
+
+
+def not_an_account_job(position: int, provider: str) -> Problem:
+    """Accounts are Calltouch accounts; another provider's jobs use that provider's settings."""
+    return Problem(
+        position,
+        "provider",
+        f"a {provider} job belongs to no Calltouch account (it uses the {provider.upper()}_ "
+        "settings); enqueue it without an account",
     )

@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import OutOfMemoryError
 
 from config import Settings
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from tasks.batch import Batch, CommitUncertain, Enqueued
 from tasks.jobstream import Job, auto_key, callback_kind, comment_jobs, jobs_of, keyed
 from tasks.kind import JobKind
@@ -78,13 +79,16 @@ class Producer:
         *,
         idempotency_key: str | None = None,
         not_before: float | None = None,
+        account: str | None = None,
     ) -> str:
         """Enqueue one callback (Calltouch, or Pozvonim with ``"provider": "pozvonim"``).
         Without a key, an identical callback enqueued within CTQ_IDEMPOTENCY_WINDOW returns
         the first one's job id instead of calling twice."""
         kind = callback_kind(data)
         body = data if isinstance(data, kind.model) else validate(kind.model, data)
-        return self.enqueue(kind, [body], [idempotency_key], not_before=not_before)[0]
+        return self.enqueue(
+            kind, [body], [idempotency_key], not_before=not_before, account=account
+        )[0]
 
     def pool_update(
         self,
@@ -92,20 +96,28 @@ class Producer:
         *,
         idempotency_key: str | None = None,
         not_before: float | None = None,
+        account: str | None = None,
     ) -> str:
         kind = KINDS["pool-update"]
         body = data if isinstance(data, kind.model) else validate(kind.model, data)
-        return self.enqueue(kind, [body], [idempotency_key], not_before=not_before)[0]
+        return self.enqueue(
+            kind, [body], [idempotency_key], not_before=not_before, account=account
+        )[0]
 
     def comments(
-        self, leads: Iterable[dict[str, Any] | CommentLead], *, idempotency_key: str | None = None
+        self,
+        leads: Iterable[dict[str, Any] | CommentLead],
+        *,
+        idempotency_key: str | None = None,
+        account: str | None = None,
     ) -> list[str]:
         """Enqueue leads to comment, packed up to 100 per request; one job id per request.
         With a key, request N of this input is known as ``KEY:N``. ``leads`` is read one at
         a time: it may be a generator over an input of any size."""
         problems = Problems()
         jobs = comment_jobs(enumerate(leads, start=1), problems)
-        return self._enqueue(keyed(jobs, idempotency_key, derive=False), problems)
+        keyed_jobs = keyed(jobs, idempotency_key, derive=False)
+        return self._enqueue(keyed_jobs, problems, account=account)
 
     def from_json_lines(
         self,
@@ -114,6 +126,7 @@ class Producer:
         *,
         idempotency_key: str | None = None,
         not_before: float | None = None,
+        account: str | None = None,
     ) -> Enqueued:
         """Enqueue JSONL input (one job per line; one lead per line for comments): a text, or
         its lines (an open file: read line by line, never whole). With a key, the job of
@@ -123,7 +136,7 @@ class Producer:
         problems = Problems()
         lines = split_lines(text) if isinstance(text, str) else text
         items = json_lines(lines, problems, self.settings.max_line_bytes)
-        return self.from_items(kind_name, items, problems, idempotency_key, not_before)
+        return self.from_items(kind_name, items, problems, idempotency_key, not_before, account)
 
     def from_items(
         self,
@@ -132,11 +145,13 @@ class Producer:
         problems: Problems,
         idempotency_key: str | None = None,
         not_before: float | None = None,
+        account: str | None = None,
     ) -> Enqueued:
         """``from_json_lines`` for input already parsed: ``(line, value)`` pairs, whose
         reader reports its own problems (bad JSON) to ``problems``."""
         jobs = jobs_of(kind_name, items, problems)
-        return self._enqueue(keyed(jobs, idempotency_key, derive=True), problems, not_before)
+        keyed_jobs = keyed(jobs, idempotency_key, derive=True)
+        return self._enqueue(keyed_jobs, problems, not_before, account)
 
     def enqueue(
         self,
@@ -145,17 +160,20 @@ class Producer:
         idempotency_keys: Sequence[str | None] | None = None,
         *,
         not_before: float | None = None,
+        account: str | None = None,
     ) -> Enqueued:
         """Enqueue validated ``bodies`` of one kind (see ``enqueue_jobs``)."""
-        return self.enqueue_jobs([(kind, b) for b in bodies], idempotency_keys, not_before)
+        jobs = [(kind, b) for b in bodies]
+        return self.enqueue_jobs(jobs, idempotency_keys, not_before, account)
 
     def enqueue_jobs(
         self,
         jobs: Sequence[tuple[JobKind, ApiModel]],
         idempotency_keys: Sequence[str | None] | None = None,
         not_before: float | None = None,
+        account: str | None = None,
     ) -> Enqueued:
-        """Enqueue validated jobs, all or nothing.
+        """Enqueue validated jobs of ``account`` (None: ``default``), all or nothing.
 
         A job whose idempotency key was used within CTQ_IDEMPOTENCY_WINDOW is not enqueued
         again: its place in the answer holds the first job's id (a key used for a different
@@ -167,16 +185,21 @@ class Producer:
             (kind, payload, name or (auto_key(kind.name, payload) if kind.dedupe_by_body else None))
             for (kind, payload), name in zip(api_bodies(jobs), names, strict=True)
         )
-        return self._enqueue(items, Problems(), not_before)
+        return self._enqueue(items, Problems(), not_before, account)
 
     def _enqueue(
-        self, jobs: Iterable[Job], problems: Problems, not_before: float | None = None
+        self,
+        jobs: Iterable[Job],
+        problems: Problems,
+        not_before: float | None = None,
+        account: str | None = None,
     ) -> Enqueued:
         """Stage ``jobs`` as they come, then commit them all at once (see ``tasks.batch``).
 
         If the connection breaks while Redis runs the commit, the producer asks Redis again
         whether it ran, so "nothing was enqueued" is only said when it is true.
         """
+        name = self.settings.account(account).name  # an unknown account is refused first
         try:
             batch = Batch(
                 self.redis,
@@ -184,6 +207,7 @@ class Producer:
                 problems,
                 window=self.settings.idempotency_window,
                 not_before=not_before,
+                account=name,
             )
             return self._stage_and_commit(batch, jobs)
         except UNAVAILABLE as exc:
@@ -246,34 +270,45 @@ class Producer:
         now: float,
         not_before: float | None = None,
         job_id: str | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> str:
         """Queue one job's record and message in the caller's transaction; return its id."""
         job_id = job_id or uuid.uuid4().hex
-        fields = jobstore.new_fields(kind.name, kind.lane, payload, now)
+        fields = jobstore.new_fields(kind.name, kind.lane, payload, now, account)
         if not_before is not None and not_before > now:
             fields["state"] = jobstore.State.DELAYED
             delays.park(pipe, job_id, not_before)
         else:
-            for command, args in builder.commands(kind.task_name, job_id, kind.lane):
+            queue = keys.queue(kind.lane, account)
+            for command, args in builder.commands(kind.task_name, job_id, queue):
                 getattr(pipe, command)(*args)
         pipe.hset(keys.job(job_id), mapping=fields)
         pipe.hincrby(keys.STATS, str(fields["state"]), 1)
+        pipe.hincrby(keys.account_stats(account), str(fields["state"]), 1)
         pipe.zadd(keys.jobs_in(str(fields["state"])), {job_id: now})
         return job_id
 
-    def stage_comments(self, leads: Iterable[dict[str, Any] | CommentLead]) -> int:
-        """Validate leads and stage them for the nightly run, all or nothing; return how many
-        leads are staged now. ``leads`` is read one at a time (lead N is line N)."""
-        return self._stage(enumerate(leads, start=1), Problems())
+    def stage_comments(
+        self, leads: Iterable[dict[str, Any] | CommentLead], *, account: str | None = None
+    ) -> int:
+        """Validate leads and stage them for ``account``'s nightly run, all or nothing; return
+        how many leads it has staged now. ``leads`` is read one at a time (lead N is line N)."""
+        return self._stage(enumerate(leads, start=1), Problems(), account)
 
-    def stage_comment_lines(self, text: str | Iterable[str | bytes]) -> int:
+    def stage_comment_lines(
+        self, text: str | Iterable[str | bytes], *, account: str | None = None
+    ) -> int:
         """``stage_comments`` for JSONL input (a text, or its lines: an open file)."""
         problems = Problems()
         lines = split_lines(text) if isinstance(text, str) else text
-        return self._stage(json_lines(lines, problems, self.settings.max_line_bytes), problems)
+        items = json_lines(lines, problems, self.settings.max_line_bytes)
+        return self._stage(items, problems, account)
 
-    def _stage(self, items: Iterable[tuple[int, Any]], problems: Problems) -> int:
-        staging = LeadStaging(self.redis)
+    def _stage(
+        self, items: Iterable[tuple[int, Any]], problems: Problems, account: str | None
+    ) -> int:
+        name = self.settings.account(account).name
+        staging = LeadStaging(self.redis, account=name)
         try:
             try:
                 staging.read(items, problems)
@@ -299,7 +334,7 @@ class Producer:
                     "before staging them again"
                 ) from exc
             if moved:
-                return int(self.redis.llen(keys.STAGED_COMMENTS))
+                return int(self.redis.llen(staging.target))
             discard_quietly(staging.discard)
             raise unavailable(exc, "staged") from exc
         except BaseException:

@@ -63,7 +63,8 @@ def replay(producer: Producer, records: list[dict[str, Any]]) -> Replayed:
         except JobValidationError as exc:
             result.refused[record["id"]] = exc.problems
             continue
-        [new_id] = producer.enqueue(kind, [body], [f"replay:{record['id']}"])
+        account = record.get("account")  # none in dead letters from before accounts
+        [new_id] = producer.enqueue(kind, [body], [f"replay:{record['id']}"], account=account)
         deadletter.remove(producer.redis, [record["id"]])
         result.enqueued[record["id"]] = new_id
     return result

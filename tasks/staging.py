@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from tasks.batch import STAGING_TTL, StagingExpired
 from tasks.models import CommentLead
 from tasks.validation import Problems, valid_items
@@ -26,9 +27,12 @@ LEADS_CHUNK = 1000  # leads pushed at a time
 class LeadStaging:
     """One input's leads on their way to the nightly staging list."""
 
-    def __init__(self, client: redis.Redis, ttl: int = STAGING_TTL) -> None:
+    def __init__(
+        self, client: redis.Redis, ttl: int = STAGING_TTL, account: str = DEFAULT_ACCOUNT
+    ) -> None:
         self.client, self.ttl = client, ttl
         self.key = keys.staging_comments(uuid.uuid4().hex)
+        self.target = keys.staged_comments(account)
         self.pushed = 0
 
     def read(self, items: Iterable[tuple[int, Any]], problems: Problems) -> None:
@@ -55,11 +59,9 @@ class LeadStaging:
     def move(self) -> int:
         """Put every pushed lead on the nightly staging list; how many are staged now."""
         if not self.pushed:
-            return int(self.client.llen(keys.STAGED_COMMENTS))
+            return int(self.client.llen(self.target))
         staged = int(
-            script(self.client, "move_staged")(
-                keys=[self.key, keys.STAGED_COMMENTS], args=[self.pushed]
-            )
+            script(self.client, "move_staged")(keys=[self.key, self.target], args=[self.pushed])
         )
         if staged < 0:
             raise StagingExpired(f"the validated leads expired (the input paused > {self.ttl} s)")

@@ -81,9 +81,12 @@ def start_sandbox() -> Iterator[Callable[..., RunningSandbox]]:
     servers: list[SandboxHTTPServer] = []
 
     def start(
-        rate: int = 5, faults: FaultPlan | None = None, latency: tuple[float, float] = (0, 0)
+        rate: int = 5,
+        faults: FaultPlan | None = None,
+        latency: tuple[float, float] = (0, 0),
+        sites: dict[str, str] | None = None,
     ) -> RunningSandbox:
-        sandbox = Sandbox(TEST_TOKEN, rate=rate, faults=faults, latency=latency)
+        sandbox = Sandbox(TEST_TOKEN, rate=rate, faults=faults, latency=latency, sites=sites)
         server = SandboxHTTPServer(0, sandbox)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)

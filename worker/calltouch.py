@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from config import Settings
+from config.accounts import Account
 from worker.errors import CtqError
 
 
@@ -56,15 +57,20 @@ class CalltouchClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CalltouchClient:
-        if not settings.calltouch_site_id or settings.calltouch_token is None:
+        """The client of the default account (CALLTOUCH_SITE_ID, CALLTOUCH_TOKEN)."""
+        return cls.for_account(settings, settings.account(None))
+
+    @classmethod
+    def for_account(cls, settings: Settings, account: Account) -> CalltouchClient:
+        if not account.site_id or account.token is None:
             raise MissingCredentials(
                 "set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN (or run `ctq up` with no token "
                 "to use the sandbox)"
             )
         return cls(
             settings.calltouch_api_url,
-            settings.calltouch_site_id,
-            settings.calltouch_token,
+            account.site_id,
+            account.token,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             # Enough kept-alive connections for every job this process runs at once (one per

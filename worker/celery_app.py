@@ -32,7 +32,7 @@ def create_app(settings: Settings, url: str | None = None) -> CtqApp:
     app = CtqApp(settings, url, broker=broker_url(url), set_as_current=True)
     app.conf.update(
         include=[*TASK_MODULES, "scheduler.maintenance"],
-        task_queues=[_queue(name) for name in keys.CONSUME_ORDER],
+        task_queues=[_queue(name) for name in keys.consume_order(settings.accounts)],
         task_default_queue=keys.REALTIME,
         task_serializer="json",
         accept_content=["json"],
@@ -56,10 +56,11 @@ def create_app(settings: Settings, url: str | None = None) -> CtqApp:
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": 5,
             "unacked_restore_throttle": 1,
-            # A freed pool process takes from the first non-empty queue in CONSUME_ORDER
-            # (kombu's default polls round robin, so a callback waited behind bulk messages):
+            # A freed pool process takes from the first non-empty queue by lane (maintenance,
+            # realtime, bulk; kombu's default polls round robin, so a callback waited behind
+            # bulk messages), and from the accounts of a lane in turn (worker.broker.LaneCycle):
             # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
-            "queue_order_strategy": "priority",
+            "queue_order_strategy": "worker.broker:LaneCycle",
             # With REDIS_URL=sentinel://..., the group whose primary the sentinels name.
             "master_name": settings.sentinel_master,
         },

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 from redis.typing import EncodableT
 
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from worker import keys
 from worker.outcome import LastOutcome
 from worker.scripts import script
@@ -48,13 +49,20 @@ class Job:
     updated_at: float = 0.0
     last: dict[str, Any] = field(default_factory=dict)
     result: Any = None
+    account: str = DEFAULT_ACCOUNT
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue its message goes on."""
+        return keys.queue(self.lane, self.account)
 
 
 def new_fields(
-    kind: str, lane: str, payload: dict[str, Any], now: float
+    kind: str, lane: str, payload: dict[str, Any], now: float, account: str = DEFAULT_ACCOUNT
 ) -> dict[EncodableT, EncodableT]:
-    """The hash a new job starts with (written by the producer in its enqueue transaction)."""
-    return {
+    """The hash a new job starts with (written by the producer in its enqueue transaction).
+    A job of the default account has no ``account`` field (records from before accounts)."""
+    fields: dict[EncodableT, EncodableT] = {
         "kind": kind,
         "lane": lane,
         "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
@@ -63,6 +71,9 @@ def new_fields(
         "created_at": f"{now:.6f}",
         "updated_at": f"{now:.6f}",
     }
+    if account != DEFAULT_ACCOUNT:
+        fields["account"] = account
+    return fields
 
 
 def load(client: redis.Redis, job_id: str) -> Job | None:
@@ -80,6 +91,7 @@ def load(client: redis.Redis, job_id: str) -> Job | None:
         updated_at=float(data["updated_at"]),
         last=json.loads(data["last"]) if "last" in data else {},
         result=json.loads(data["result"]) if "result" in data else None,
+        account=data.get("account", DEFAULT_ACCOUNT),
     )
 
 
@@ -119,7 +131,9 @@ def state_of(client: redis.Redis, job_id: str) -> State | None:
     return None if raw is None else State(raw)  # type: ignore[arg-type]
 
 
-def counts(client: redis.Redis) -> dict[str, int]:
-    """Number of jobs in each state (done and dead count every job ever finished)."""
-    raw: dict[str, str] = client.hgetall(keys.STATS)  # type: ignore[assignment]
+def counts(client: redis.Redis, account: str | None = None) -> dict[str, int]:
+    """Number of jobs in each state (done and dead count every job ever finished), of every
+    account or of ``account`` (counted since ctq knew accounts)."""
+    stats = keys.STATS if account is None else keys.account_stats(account)
+    raw: dict[str, str] = client.hgetall(stats)  # type: ignore[assignment]
     return {state.value: max(0, int(raw.get(state.value, 0))) for state in State}

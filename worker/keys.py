@@ -6,6 +6,10 @@ hash are named by Celery/kombu; they are listed here so ``ctq status`` reads the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
+
 PREFIX = "ctq"
 
 REALTIME = "realtime"
@@ -14,10 +18,42 @@ MAINTENANCE = "maintenance"
 LANES = (REALTIME, BULK)
 # Queues in the order a worker takes from them: tiny maintenance ticks, then realtime, then bulk.
 CONSUME_ORDER = (MAINTENANCE, REALTIME, BULK)
+
+
+def queue(lane: str, account: str = DEFAULT_ACCOUNT) -> str:
+    """The Celery queue of ``account``'s jobs in ``lane``: the lane's own name for the default
+    account, ``LANE.ACCOUNT`` for the others (a queue each, so none waits behind another's)."""
+    return lane if account == DEFAULT_ACCOUNT else f"{lane}.{account}"
+
+
+def lane_of(queue_name: str) -> str:
+    """The lane a queue of ``queue`` belongs to."""
+    return queue_name.split(".", 1)[0]
+
+
+def queues(lane: str, accounts: Iterable[str]) -> list[str]:
+    """Every account's queue in ``lane``."""
+    return [queue(lane, account) for account in accounts]
+
+
+def consume_order(accounts: Iterable[str]) -> list[str]:
+    """Every queue a worker takes from, in CONSUME_ORDER's lane order."""
+    names = list(accounts)
+    return [MAINTENANCE, *queues(REALTIME, names), *queues(BULK, names)]
+
+
 KOMBU_UNACKED = "unacked"  # hash: delivery tag -> [message, exchange, queue] (JSON)
 KOMBU_UNACKED_INDEX = "unacked_index"  # zset: delivery tag -> delivery time (worker's clock)
 
 STATS = f"{PREFIX}:stats"  # hash: job state -> number of jobs in it
+
+
+def account_stats(account: str) -> str:
+    """Hash: job state -> number of ``account``'s jobs in it (kept with ``STATS``; the name is
+    also built in transition.lua)."""
+    return f"{STATS}:{account}"
+
+
 DELAYED = f"{PREFIX}:delayed"  # zset: job id -> unix time it is due
 DLQ = f"{PREFIX}:dlq"  # hash: job id -> dead-letter record (JSON)
 DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lettered
@@ -26,13 +62,22 @@ DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lette
 WORKERS = f"{PREFIX}:workers"  # hash: host:pid -> {host, pid, jobs, seen} (heartbeats)
 BEAT_TICK = f"{PREFIX}:beat:tick"  # string: unix time the delay mover last ran (beat is alive)
 STAGED_COMMENTS = f"{PREFIX}:staged:comment"  # list: leads (JSON) waiting for the nightly run
+
+
+def staged_comments(account: str = DEFAULT_ACCOUNT) -> str:
+    """List of ``account``'s leads (JSON) waiting for the nightly run."""
+    return STAGED_COMMENTS if account == DEFAULT_ACCOUNT else f"{STAGED_COMMENTS}:{account}"
+
+
 CAMPAIGNS = f"{PREFIX}:campaigns"  # set: campaign names
 LIMITERS = f"{PREFIX}:limiters"  # set: every limiter key a worker has used
 
 
 def limiter(egress_ip: str, host: str) -> str:
     """Base of one limiter's keys: ``:permits`` zset of booked slots (server µs), ``:pause``
-    (resume time after a 429), ``:waiting:<lane>`` zset of waiters, ``:stats`` hash (429s)."""
+    (resume time after a 429), ``:waiting:<lane>`` zset of waiters, ``:stats`` hash (429s),
+    ``:rtt`` and ``:margin`` (the learned margin), ``:served:<lane>`` zset of each account's
+    virtual time and ``:turns:<lane>`` zset of the accounts waiting for a turn (fair share)."""
     return f"{PREFIX}:limiter:{egress_ip}:{host}"
 
 
@@ -74,9 +119,11 @@ def campaign(name: str) -> str:
     return f"{PREFIX}:campaign:{name}"
 
 
-def nightly_run(day: str) -> str:
-    """Set by the one nightly run of ``day``, so a second beat cannot send the batch again."""
-    return f"{PREFIX}:nightly:{day}"
+def nightly_run(day: str, account: str = DEFAULT_ACCOUNT) -> str:
+    """Set by the one nightly run of ``day`` for ``account``, so a second beat cannot send
+    its batch again."""
+    suffix = "" if account == DEFAULT_ACCOUNT else f":{account}"
+    return f"{PREFIX}:nightly:{day}{suffix}"
 
 
 def lease(job_id: str) -> str:

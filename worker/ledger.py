@@ -1,10 +1,10 @@
-"""The daily points ledger: per site and calendar day in CTQ_TIMEZONE.
+"""The daily points ledger: per account (its site) and calendar day in CTQ_TIMEZONE.
 
 A permit reserves the method's cost (in ``acquire.lua``, atomically with the booking); a
 success commits it, anything else refunds it. A reservation lapses on its own once its
-request can no longer be in flight, so a worker killed mid-request leaks no points. With
-CTQ_DAILY_POINTS set, bulk jobs may spend only the budget less the realtime reserve
-(CTQ_POINTS_RESERVE), realtime jobs all of it.
+request can no longer be in flight, so a worker killed mid-request leaks no points. With a
+budget (the account's ``daily_points``, CTQ_DAILY_POINTS for ``default``), bulk jobs may
+spend only the budget less the realtime reserve (CTQ_POINTS_RESERVE), realtime jobs all of it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import redis
 
 from config import Settings
+from config.accounts import Account
 from worker import keys
 from worker.limiter import Permit, PointsClaim
 
@@ -37,19 +38,21 @@ def next_reset(timestamp: float, tz: ZoneInfo) -> float:
 
 
 class Ledger:
-    """Points of one site, as the workers spend them."""
+    """Points of one account's site, as the workers spend them."""
 
     def __init__(
         self,
         client: redis.Redis,
         settings: Settings,
         clock: Callable[[], float],
-        site: str | None = None,
+        account: Account | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.clock = clock
-        self.site = site or settings.calltouch_site_id or "-"
+        self.account = account or settings.account(None)
+        self.site = self.account.site
+        self.budget = self.account.daily_points
 
     def key(self, now: float | None = None) -> str:
         return keys.points(
@@ -58,7 +61,7 @@ class Ledger:
 
     def cap(self, lane: str) -> int:
         """What ``lane`` may spend today: -1 when no budget is set."""
-        budget = self.settings.daily_points
+        budget = self.budget
         if budget is None:
             return -1
         if lane == keys.REALTIME:
@@ -115,7 +118,7 @@ class Ledger:
             raw, held = pipe.execute()
         used = int(raw.get("used", 0))
         reserved = sum(int(member.rsplit("/", 1)[1]) for member in held)
-        budget = self.settings.daily_points
+        budget = self.budget
         exhausted = raw.get("exhausted") == "1"
         left = None if budget is None else (0 if exhausted else max(0, budget - used - reserved))
         return {

@@ -13,7 +13,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import limits
 import redis
 
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from worker import keys
 from worker.scripts import script
 
@@ -70,6 +71,18 @@ class PointsClaim:
 
 
 @dataclass(frozen=True)
+class Share:
+    """Whose permit it is, for the fair share between accounts within a lane: the account's
+    name and its weight (``weight`` times the permits of an account of weight 1)."""
+
+    account: str = DEFAULT_ACCOUNT
+    weight: int = 1
+
+
+ALONE = Share()
+
+
+@dataclass(frozen=True)
 class ComeBack:
     """No permit now: come back after ``delay`` seconds (``why`` says why not now)."""
 
@@ -104,6 +117,7 @@ class Limiter:
         margin: float,
         margin_max: float = 0.3,
         sleep: Callable[[float], None] = time.sleep,
+        realtime_queues: Sequence[str] = (keys.REALTIME,),
     ) -> None:
         self.client = client
         self.key = key
@@ -113,6 +127,8 @@ class Limiter:
         self.margin_max_us = max(self.margin_us, int(margin_max * 1_000_000))
         self.slow_start_us = min(self.margin_max_us, max(self.margin_us, SLOW_START_US))
         self.sleep = sleep
+        # A bulk job gives way while any of these holds a message (see acquire.lua).
+        self.realtime_queues = list(realtime_queues)
         self._script = script(client, "acquire")
         self._permits, self._pause = f"{key}:permits", f"{key}:pause"
         self._rtt, self._margin = f"{key}:rtt", f"{key}:margin"
@@ -123,7 +139,9 @@ class Limiter:
         least 1 ms); the learned spread comes on top of it (observe.lua)."""
         return max(self.margin_us / 2, 1000.0)
 
-    def book(self, lane: str, claim: PointsClaim, member: str) -> tuple[Booking, int, int]:
+    def book(
+        self, lane: str, claim: PointsClaim, member: str, share: Share = ALONE
+    ) -> tuple[Booking, int, int]:
         """One booking attempt: ``(status, slot_us, now_us)`` on the server's clock."""
         bulk = lane == keys.BULK
         status, slot, now = self._script(
@@ -134,7 +152,9 @@ class Limiter:
                 claim.key,
                 claim.reservations_key,
                 self._margin,
-                keys.REALTIME,
+                f"{self.key}:served:{lane}",
+                f"{self.key}:turns:{lane}",
+                *self.realtime_queues,
             ],
             args=[
                 self.window_us,
@@ -148,12 +168,19 @@ class Limiter:
                 self.margin_us,
                 int(bulk),
                 self.slow_start_us,
+                int(bulk),
+                share.account,
+                share.weight,
             ],
         )
         return Booking(int(status)), int(slot), int(now)
 
     def acquire(
-        self, lane: str, claim: PointsClaim, max_wait: float = math.inf
+        self,
+        lane: str,
+        claim: PointsClaim,
+        max_wait: float = math.inf,
+        share: Share = ALONE,
     ) -> Permit | ComeBack | None:
         """Book a permit and sleep until its slot; None when the day's points are spent.
 
@@ -164,10 +191,13 @@ class Limiter:
         A process that wakes later than ``lateness_us`` after its slot (a stalled process, a
         loaded machine) cancels that permit and books again: sent late, it could land in the
         same API window as the permits booked after it.
+
+        Bulk permits are shared fairly between the accounts with jobs waiting (``share``:
+        this job's account and weight); realtime permits go first come, first served.
         """
         while True:
             member = f"{os.getpid()}.{next(_MEMBER_IDS)}"
-            status, slot, now = self.book(lane, claim, member)
+            status, slot, now = self.book(lane, claim, member, share)
             if status is Booking.POINTS_SPENT:
                 return None
             if status is Booking.YIELD:

@@ -87,6 +87,7 @@ def dead_letter(
         "id": job.id,
         "kind": job.kind,
         "lane": job.lane,
+        "account": job.account,
         "payload": job.payload,
         **failure,
         "attempts": attempts,

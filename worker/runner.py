@@ -20,6 +20,7 @@ from worker.breaker import Admission, Breaker
 from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
 from worker.lease import Lease
+from worker.ledger import next_reset
 from worker.limiter import ComeBack, Permit, PointsClaim
 from worker.outage import ride_out
 from worker.outcome import Verdict, classify
@@ -117,7 +118,7 @@ class JobRun:
 
     def __init__(self, rt: Runtime, kind: JobKind, job: Job, lease: Lease) -> None:
         self.rt, self.kind, self.job, self.lease = rt, kind, job, lease
-        self.via: Channel = channel(rt, kind.provider)
+        self.via: Channel = channel(rt, kind.provider, job.account)
         self.breaker = Breaker(rt.redis, self.via.account, job.lane)
         self.attempts = job.attempts
         self.probing = False
@@ -173,7 +174,7 @@ class JobRun:
         self.claim = claim = self.via.claim(self.kind.name, job.lane)
         window = self.via.limiter.window_us / 1_000_000
         may_wait = min(max(rt.settings.inprocess_wait_max, window), self._budget_left())
-        permit = self.via.limiter.acquire(job.lane, claim, max_wait=may_wait)
+        permit = self.via.limiter.acquire(job.lane, claim, may_wait, self.via.share)
         if not isinstance(permit, Permit):
             return permit
         if not self.lease.renew():
@@ -194,9 +195,7 @@ class JobRun:
             records.requeued(rt, job, why.why)
             return GAVE_WAY
         if why is None:
-            return records.park(
-                rt, job, rt.ledger.reset_at(), "points budget spent", reason="points"
-            )
+            return records.park(rt, job, self._day_ends(), "points budget spent", reason="points")
         return records.park(rt, job, rt.clock() + why.delay, why.why, reason="limiter")
 
     def _conclude(self, verdict: Verdict) -> str | float:
@@ -232,9 +231,9 @@ class JobRun:
             )
             self.probing = False
         if step.action is Action.AWAIT_RESET:
-            if self.claim and self.claim.key:
-                rt.ledger.mark_spent(self.claim)
-            return records.park(rt, job, rt.ledger.reset_at(), step.reason, last=verdict.describe())
+            if self.claim and self.claim.key and self.via.ledger:
+                self.via.ledger.mark_spent(self.claim)
+            return records.park(rt, job, self._day_ends(), step.reason, last=verdict.describe())
         attempts = self.attempts + 1
         if step.action is Action.WAIT and step.delay > self._budget_left():
             step = Step(Action.DELAY, step.delay, step.reason)
@@ -281,6 +280,10 @@ class JobRun:
 
     def _ride_out(self, what: str, action: Callable[[], T]) -> T:
         return ride_out(action, within=self.ride_out_for, what=f"job {self.job.id}: {what}")
+
+    def _day_ends(self) -> float:
+        """When the points budgets start again (midnight in CTQ_TIMEZONE)."""
+        return next_reset(self.rt.clock(), self.rt.settings.tz)
 
     def _budget_left(self) -> float:
         return max(0.0, self.budget_ends - time.monotonic())

@@ -15,25 +15,40 @@ import requests
 from celery import Celery
 
 from config import Settings
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
+from config.accounts import Account
 from worker import keys
 from worker.calltouch import CalltouchClient, MissingCredentials
 from worker.heartbeat import Heartbeat
 from worker.ledger import Ledger
-from worker.limiter import Limiter, Permit, PointsClaim, limiter_key
+from worker.limiter import ALONE, Limiter, Permit, PointsClaim, Share, limiter_key
 from worker.outcome import Verdict
 from worker.pozvonim import PozvonimClient
 from worker.redis_conn import connect
 
 
+@dataclass(frozen=True)
+class AccountLine:
+    """What sending for one Calltouch account of CTQ_ACCOUNTS_FILE takes: its client (its
+    site and token), its points ledger, its share of the rate."""
+
+    client: CalltouchClient
+    ledger: Ledger
+    share: Share
+
+
 @dataclass
 class Runtime:
-    """One process's settings, clients, limiters and ledger; clock and sleep for tests."""
+    """One process's settings, clients, limiters and ledgers; clock and sleep for tests.
+    ``calltouch`` and ``ledger`` are the default account's (no client without its
+    credentials), ``accounts`` the others'."""
 
     settings: Settings
     redis: redis.Redis
-    calltouch: CalltouchClient
+    calltouch: CalltouchClient | None
     limiter: Limiter
     ledger: Ledger
+    accounts: dict[str, AccountLine] = field(default_factory=dict)
     pozvonim: PozvonimClient | None = None
     pozvonim_limiter: Limiter | None = None  # with ``pozvonim`` only
     heartbeat: Heartbeat | None = None
@@ -66,6 +81,7 @@ class Channel:
     account: str
     ledger: Ledger | None = None
     success_statuses: frozenset[int] | None = None
+    share: Share = ALONE
 
     def claim(self, kind: str, lane: str) -> PointsClaim:
         return self.ledger.claim(kind, lane) if self.ledger else NO_POINTS
@@ -75,8 +91,8 @@ class Channel:
             self.ledger.settle(permit, success)
 
 
-def channel(rt: Runtime, provider: str) -> Channel:
-    """The channel jobs of ``provider`` go through in this process."""
+def channel(rt: Runtime, provider: str, account: str = DEFAULT_ACCOUNT) -> Channel:
+    """The channel jobs of ``provider`` (and Calltouch ``account``) go through here."""
     if provider == "pozvonim":
         if rt.pozvonim is None or rt.pozvonim_limiter is None:
             raise MissingCredentials("set POZVONIM_UID and POZVONIM_API_KEY to send Pozvonim jobs")
@@ -86,6 +102,16 @@ def channel(rt: Runtime, provider: str) -> Channel:
             f"pozvonim-{rt.pozvonim.uid}",
             success_statuses=POZVONIM_SUCCESS,
         )
+    if account != DEFAULT_ACCOUNT:
+        line = rt.accounts.get(account)
+        if line is None:
+            raise MissingCredentials(
+                f"account {account!r} is not in this worker's CTQ_ACCOUNTS_FILE; give every "
+                "worker the file its producers use"
+            )
+        return Channel(line.client, rt.limiter, line.ledger.site, line.ledger, share=line.share)
+    if rt.calltouch is None:
+        raise MissingCredentials("set CALLTOUCH_SITE_ID and CALLTOUCH_TOKEN to send its jobs")
     return Channel(rt.calltouch, rt.limiter, rt.ledger.site, rt.ledger)
 
 
@@ -102,22 +128,37 @@ def build_limiter(settings: Settings, client: redis.Redis, provider: str = "call
         rate,
         margin=settings.limiter_margin_ms / 1000,
         margin_max=settings.limiter_margin_max_ms / 1000,
+        realtime_queues=keys.queues(keys.REALTIME, settings.accounts),
     )
 
 
 def build_runtime(settings: Settings, redis_url: str) -> Runtime:
     client = connect(settings, redis_url)
-    client.sadd(keys.SITES, settings.calltouch_site_id or "-")
+    default = settings.account(None)
+    client.sadd(keys.SITES, *(account.site for account in settings.accounts.values()))
     pozvonim = PozvonimClient.from_settings(settings, client)
     return Runtime(
         settings=settings,
         redis=client,
-        calltouch=CalltouchClient.from_settings(settings),
+        calltouch=CalltouchClient.for_account(settings, default) if default.token else None,
         limiter=build_limiter(settings, client),
-        ledger=Ledger(client, settings, time.time),
+        ledger=Ledger(client, settings, time.time, default),
+        accounts={
+            account.name: account_line(settings, client, account)
+            for account in settings.accounts.values()
+            if account.name != DEFAULT_ACCOUNT
+        },
         pozvonim=pozvonim,
         pozvonim_limiter=build_limiter(settings, client, "pozvonim") if pozvonim else None,
         heartbeat=Heartbeat(client, every=settings.lease_seconds / 3),
+    )
+
+
+def account_line(settings: Settings, client: redis.Redis, account: Account) -> AccountLine:
+    return AccountLine(
+        CalltouchClient.for_account(settings, account),
+        Ledger(client, settings, time.time, account),
+        Share(account.name, account.weight),
     )
 
 

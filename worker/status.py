@@ -14,6 +14,7 @@ import redis
 from pydantic import BaseModel, ConfigDict
 
 from config import Settings
+from config.accounts import Account
 from worker import deadletter, jobstore, keys
 from worker.breaker import open_breakers
 from worker.heartbeat import alive
@@ -82,8 +83,22 @@ class RedisMemory(Record):
     full: bool
 
 
+class AccountStatus(Record):
+    """One account: its site and share, its messages waiting per lane, its jobs in each
+    state, its points today, its paused lanes, its staged leads."""
+
+    site: str
+    weight: int
+    queues: dict[str, int]
+    jobs: dict[str, int]
+    points_today: PointsToday
+    paused_lanes: list[str]
+    staged_leads: int
+
+
 class Overview(Record):
-    """Queue depths, jobs in each state, dead letters, limiters, points, pauses, processes."""
+    """Queue depths, jobs in each state, dead letters, limiters, points, pauses, processes;
+    the same per account (``queues`` and ``staged_leads`` count every account's)."""
 
     queues: dict[str, int]
     in_flight: int
@@ -96,6 +111,7 @@ class Overview(Record):
     beat_last_tick: float | None
     workers: list[WorkerSeen]
     redis: RedisMemory
+    accounts: dict[str, AccountStatus]
 
 
 class JobDetail(Record):
@@ -119,32 +135,63 @@ class JobDetail(Record):
 
 def overview(client: redis.Redis, settings: Settings) -> Overview:
     """Queue depths, jobs in each state, dead letters, every limiter key, points today."""
-    with client.pipeline(transaction=False) as pipe:
-        for queue in (*keys.LANES, keys.MAINTENANCE):
-            pipe.llen(queue)
-        pipe.hlen(keys.KOMBU_UNACKED)
-        *depths, in_flight = pipe.execute()
+    paused = open_breakers(client)
+    accounts = {
+        account.name: account_status(client, settings, account, paused)
+        for account in settings.accounts.values()
+    }
+    lanes = {lane: sum(shown.queues[lane] for shown in accounts.values()) for lane in keys.LANES}
     return Overview.model_validate(
         {
-            "queues": dict(zip((*keys.LANES, keys.MAINTENANCE), depths, strict=True)),
-            "in_flight": in_flight,
+            "queues": {**lanes, keys.MAINTENANCE: int(client.llen(keys.MAINTENANCE))},
+            "in_flight": int(client.hlen(keys.KOMBU_UNACKED)),
             "jobs": jobstore.counts(client),
             "dead_letters": deadletter.count(client),
             "limiters": limiters(client, settings),
             "points_today": points_today(client, settings),
-            "paused": open_breakers(client),
-            "staged_leads": int(client.llen(keys.STAGED_COMMENTS)),
+            "paused": paused,
+            "staged_leads": sum(shown.staged_leads for shown in accounts.values()),
             "beat_last_tick": float(client.get(keys.BEAT_TICK) or 0) or None,
             "workers": alive(client, within=WORKER_SILENT_AFTER),
             "redis": memory(client),
+            "accounts": accounts,
         }
+    )
+
+
+def account_status(
+    client: redis.Redis, settings: Settings, account: Account, paused: list[dict[str, Any]]
+) -> AccountStatus:
+    with client.pipeline(transaction=False) as pipe:
+        for lane in keys.LANES:
+            pipe.llen(keys.queue(lane, account.name))
+        pipe.llen(keys.staged_comments(account.name))
+        *depths, staged = pipe.execute()
+    return AccountStatus(
+        site=account.site,
+        weight=account.weight,
+        queues=dict(zip(keys.LANES, depths, strict=True)),
+        jobs=jobstore.counts(client, account.name),
+        points_today=PointsToday(**Ledger(client, settings, time.time, account).today()),
+        paused_lanes=[lane["lane"] for lane in paused if lane["site"] == account.site],
+        staged_leads=staged,
     )
 
 
 def points_today(client: redis.Redis, settings: Settings) -> dict[str, dict[str, Any]]:
     """Per site a worker has sent for: points used, reserved and left today."""
     sites: set[str] = client.smembers(keys.SITES)  # type: ignore[assignment]
-    return {site: Ledger(client, settings, time.time, site).today() for site in sorted(sites)}
+    by_site = {account.site: account for account in settings.accounts.values()}
+    ledgers = {
+        site: Ledger(client, settings, time.time, by_site.get(site) or stranger(site, settings))
+        for site in sorted(sites)
+    }
+    return {site: ledger.today() for site, ledger in ledgers.items()}
+
+
+def stranger(site: str, settings: Settings) -> Account:
+    """A site sent for before, by an account no longer configured: CTQ_DAILY_POINTS applies."""
+    return Account(f"site {site}", site, None, settings.daily_points)
 
 
 def limiters(client: redis.Redis, settings: Settings) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from api import backend
+from api.accounts import AccountName, account_of
 from api.responses import INVALID, NOT_FOUND, TOO_LARGE, UNAVAILABLE, Responses
 from api.schemas import CampaignLoaded, CampaignState, Detail, Problem
 from config import Settings
@@ -100,6 +101,7 @@ def load(
         timezone,
         form["per_minute"],
         campaigns.Lifecycle.ACTIVE,
+        form["account"],
     )
     try:
         loaded = campaigns.load(producer, campaign, rows.valid)
@@ -125,6 +127,7 @@ async def load_campaign(
     timezone: Annotated[str | None, Form(description="default CTQ_TIMEZONE")] = None,
     per_minute: Annotated[int, Form(ge=1, description="callbacks released a minute")] = 10,
     skip_invalid: Annotated[bool, Form(description="load the valid rows only")] = False,
+    account: AccountName = None,
 ) -> CampaignLoaded:
     """Validate every row as a callback (`routeKey` from `route_key` unless a row gives its
     own). Callbacks are released only inside the call window, at `per_minute`, and no faster
@@ -142,5 +145,6 @@ async def load_campaign(
         "timezone": timezone,
         "per_minute": per_minute,
         "skip_invalid": skip_invalid,
+        "account": account_of(account, settings),
     }
     return await run_in_threadpool(load, producer, settings, name, text, is_csv, form)

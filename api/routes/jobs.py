@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api import backend
+from api.accounts import AccountName, account_of
 from api.backend import Backend
 from api.body import is_ndjson, items, ndjson_lines
 from api.openapi import request_body
@@ -78,16 +79,18 @@ def enqueue(
     content_type: str | None,
     key: str | None,
     when: float | None,
+    account: str,
 ) -> Enqueued:
     """The same producer call as ``ctq enqueue``: lines as they are, or parsed JSON items."""
     producer = state.producer()
     if is_ndjson(content_type):
         ids = producer.from_json_lines(
-            kind, ndjson_lines(body), idempotency_key=key, not_before=when
+            kind, ndjson_lines(body), idempotency_key=key, not_before=when, account=account
         )
     else:
         problems = Problems()
-        ids = producer.from_items(kind, items(body, content_type, problems), problems, key, when)
+        parsed = items(body, content_type, problems)
+        ids = producer.from_items(kind, parsed, problems, key, when, account)
     return Enqueued(job_ids=list(ids), reused=ids.reused)
 
 
@@ -96,13 +99,23 @@ def _enqueue_route(kind: str) -> None:
         request: Request,
         idempotency_key: IdempotencyKey = None,
         at: At = None,
+        account: AccountName = None,
     ) -> JSONResponse:
+        settings = backend.settings(request)
+        whose = account_of(account, settings)
         body = await request.body()
-        when = not_before(at, backend.settings(request))
+        when = not_before(at, settings)
         content_type = request.headers.get("content-type")
         # One hop to the threadpool: the producer (blocking redis-py) runs there.
         answer = await run_in_threadpool(
-            enqueue, backend.backend(request), kind, body, content_type, idempotency_key, when
+            enqueue,
+            backend.backend(request),
+            kind,
+            body,
+            content_type,
+            idempotency_key,
+            when,
+            whose,
         )
         return JSONResponse(answer.model_dump(), status_code=202)
 

@@ -72,10 +72,12 @@ def test_a_run_that_hits_the_points_budget_leaves_the_rest_staged(
     run_ctq(["stage", "comment", "--file", str(tmp_path / "leads.jsonl")], env)
     ran = json.loads(run_ctq(["nightly", "run", "--json"], env).stdout)
     # 30 points, 10 % kept for realtime: bulk may spend 27 → 27 requests of 100 leads.
-    assert ran == {"leads": 2700, "requests": 27, "left_staged": 2300, "skipped": False}
+    first = {"leads": 2700, "requests": 27, "left_staged": 2300, "skipped": False}
+    assert ran == {**first, "accounts": {"default": first}}
     again = json.loads(run_ctq(["nightly", "run", "--json"], env).stdout)
     # The first run's 27 jobs are still queued: they will spend what is left today.
-    assert again == {"leads": 0, "requests": 0, "left_staged": 2300, "skipped": False}
+    second = {"leads": 0, "requests": 0, "left_staged": 2300, "skipped": False}
+    assert again == {**second, "accounts": {"default": second}}
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     assert client.llen(keys.STAGED_COMMENTS) == again["left_staged"]
 

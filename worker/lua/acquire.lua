@@ -9,9 +9,16 @@
 --
 -- KEYS[1] permits zset (slot per member)  KEYS[2] pause string  KEYS[3] waiters zset of lane
 -- KEYS[4] points hash of today   KEYS[5] reservations zset of today ("member/cost" -> expiry)
--- KEYS[6] margin hash   KEYS[7] the realtime queue (kombu's list)
--- A bulk job (`yield` = 1) books nothing while realtime messages wait in their queue: every
+-- KEYS[6] margin hash   KEYS[7] virtual times of the lane's accounts (zset, fair share)
+-- KEYS[8] the lane's accounts with a job waiting (zset: account -> lapses at, µs)
+-- KEYS[9..] the realtime queues (kombu's lists, one per account)
+-- A bulk job (`yield` = 1) books nothing while realtime messages wait in their queues: every
 -- worker process is busy then, and the bulk job gives its process to the callback.
+-- Fair share (`fair` = 1, bulk): a slot free now goes to the account with the least virtual
+-- time (slots taken / weight) among those with a job waiting; any other is told to come back
+-- a quarter interval later. Taking a slot moves an account's virtual time past the least of
+-- the others, so an idle account comes back with one turn of credit, not a day's. A waiter
+-- that does not come back (its job ended, its worker died) lapses `grace` after its turn.
 -- A reservation lives until `hold` after its slot (the longest the request can take): points
 -- reserved by a worker that died before settling come back by themselves.
 -- Returns {status, slot_us, now_us}: status 0 booked (send at slot), 1 come back at slot
@@ -27,6 +34,9 @@ local hold = tonumber(ARGV[8])
 local floor = tonumber(ARGV[9])
 local yield = tonumber(ARGV[10])
 local slow_start = tonumber(ARGV[11])
+local fair = tonumber(ARGV[12])
+local account = ARGV[13]
+local weight = tonumber(ARGV[14])
 
 -- Until observe.lua has learned a margin, pace at the slow-start margin: the first bookings
 -- are made before any round trip is known, and the first window is where a guess meets a 429.
@@ -36,8 +46,12 @@ local keep = window + margin
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-if yield == 1 and redis.call('LLEN', KEYS[7]) > 0 then
-  return {3, now, now}
+if yield == 1 then
+  for i = 9, #KEYS do
+    if redis.call('LLEN', KEYS[i]) > 0 then
+      return {3, now, now}
+    end
+  end
 end
 
 local slot = now
@@ -50,7 +64,43 @@ if paused_until then
   slot = math.max(slot, tonumber(paused_until))
 end
 
+local grace = math.ceil(interval / 2)
+local function wait_in_turn(at)
+  local lapses = at + grace
+  local known = tonumber(redis.call('ZSCORE', KEYS[8], account) or '0')
+  if lapses > known then
+    redis.call('ZADD', KEYS[8], lapses, account)
+  end
+  redis.call('PEXPIRE', KEYS[8], math.ceil((lapses - now) / 1000) + 1000)
+end
+
+local served = 0
+if fair == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
+  served = tonumber(redis.call('ZSCORE', KEYS[7], account) or '0')
+  local least = nil
+  for _, other in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
+    if other ~= account then
+      local theirs = tonumber(redis.call('ZSCORE', KEYS[7], other) or '0')
+      if least == nil or theirs < least then
+        least = theirs
+      end
+    end
+  end
+  if slot <= now and least ~= nil and least < served then
+    local back = now + math.ceil(interval / 4)
+    wait_in_turn(back)
+    return {1, back, now}
+  end
+  if least ~= nil and least > served then
+    served = least
+  end
+end
+
 if slot - now > horizon then
+  if fair == 1 then
+    wait_in_turn(slot - horizon)
+  end
   redis.call('ZADD', KEYS[3], slot - horizon, member)
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   redis.call('PEXPIRE', KEYS[3], math.ceil((slot - now) / 1000) + 1000)
@@ -75,6 +125,11 @@ if cost > 0 then
     redis.call('PEXPIRE', KEYS[5], keep_ms)
   end
   redis.call('EXPIRE', KEYS[4], points_ttl)
+end
+
+if fair == 1 then
+  redis.call('ZADD', KEYS[7], served + 1 / weight, account)
+  redis.call('EXPIRE', KEYS[7], 86400)
 end
 
 -- Trimmed on every booking, so an idle limiter keeps at most `limit` entries: no expiry.

@@ -3,6 +3,7 @@
 -- KEYS[1] staged jobs (list, one JSON entry a job)   KEYS[2] their payloads (hash, id -> text)
 -- KEYS[3] their messages (hash, id -> kombu's message)   KEYS[4] stats hash   KEYS[5] delay zset
 -- KEYS[6] receipt of this commit   KEYS[7], KEYS[8] index of the queued, of the delayed jobs
+-- KEYS[9] stats hash of the batch's account
 -- An entry: {id, pos, record = job hash key, fields = {name, value, ...}, key = idempotency
 -- key or '', value = 'id fingerprint', queue, due = unix time or ''}.
 -- Returns {'ok', dropped id, id that holds its key, ...}: a job whose key is held already (by
@@ -83,6 +84,7 @@ each_job(function(job)
 end)
 for state, count in pairs(counts) do
   redis.call('HINCRBY', KEYS[4], state, count)
+  redis.call('HINCRBY', KEYS[9], state, count)
 end
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
 redis.call('SET', KEYS[6], table.concat(reply, ' '), 'EX', receipt_ttl)

@@ -1,6 +1,7 @@
 -- Move one job to a new state and keep the per-state counters and indexes in step, atomically.
 -- KEYS[1] job hash, KEYS[2] stats hash, KEYS[3..] the index of every state (zset: job id ->
--- time it entered the state), each named '...:<state>'
+-- time it entered the state), each named '...:<state>'. The job's account has its own stats
+-- hash, KEYS[2]:<account> (keys.account_stats), named from the job's record.
 -- ARGV: new state, now, count an attempt (0/1), seconds to keep the job (0 = no expiry),
 --       job id, then field/value pairs to set. Returns {previous state, attempts} or nil if no
 --       job. A cancelled job stays cancelled: a late writer (a worker, the delay mover) is a
@@ -30,8 +31,11 @@ if old_state == 'cancelled' then
   return {old_state, attempts}
 end
 if old_state ~= new_state then
-  redis.call('HINCRBY', KEYS[2], old_state, -1)
-  redis.call('HINCRBY', KEYS[2], new_state, 1)
+  local of_account = KEYS[2] .. ':' .. (redis.call('HGET', KEYS[1], 'account') or 'default')
+  for _, stats in ipairs({KEYS[2], of_account}) do
+    redis.call('HINCRBY', stats, old_state, -1)
+    redis.call('HINCRBY', stats, new_state, 1)
+  end
   local old_index = index_of(old_state)
   if old_index then
     redis.call('ZREM', old_index, job_id)

@@ -11,7 +11,7 @@ import limits
 import redis
 
 from worker import keys
-from worker.limiter import Limiter, Permit, PointsClaim
+from worker.limiter import Limiter, Permit, PointsClaim, Share
 
 RATE = "20/second"
 LIMITER_KEY = keys.limiter("test-ip", "api.test")
@@ -72,3 +72,16 @@ def book_after_pause(url: str) -> tuple[int, int]:
     limiter = make_limiter(url)
     _, slot, now = limiter.book(keys.REALTIME, NO_POINTS, "other-process")
     return slot, now
+
+
+def take_bulk_permits_until(url: str, account: str, weight: int, until: float) -> int:
+    """Take bulk permits for ``account`` (with its ``weight``) until the server clock passes
+    ``until`` (unix seconds); return how many were taken."""
+    limiter = make_limiter(url)
+    share = Share(account, weight)
+    taken = 0
+    while server_now_us(limiter) < until * 1_000_000:
+        permit = limiter.acquire(keys.BULK, NO_POINTS, share=share)
+        assert isinstance(permit, Permit)
+        taken += 1
+    return taken

@@ -219,3 +219,37 @@ def test_a_learned_margin_keeps_429s_rare_when_the_network_delay_varies(
     status = json.loads(run_ctq(["status", "--json"], env).stdout)
     [shown] = [lim for name, lim in status["limiters"].items() if "127.0.0.1" in name]
     assert shown["spread_ms"] >= 80 and shown["margin_ms"] >= 90
+
+
+@pytest.mark.parametrize(
+    ("processes", "weights", "expected"),
+    [
+        # One account has 4 processes asking, two have 1 each: first come, first served would
+        # give the first about 4/6 of the permits; a fair share gives each a third.
+        ({"big": 4, "small-1": 1, "small-2": 1}, {}, {"big": 1 / 3, "small-1": 1 / 3}),
+        # Weights: an account of weight 2 gets twice the permits of one of weight 1.
+        ({"heavy": 2, "light": 2}, {"heavy": 2}, {"heavy": 2 / 3, "light": 1 / 3}),
+    ],
+)
+def test_bulk_permits_are_shared_fairly_between_the_accounts_asking(
+    redis_url: str,
+    real_redis: redis.Redis,
+    processes: dict[str, int],
+    weights: dict[str, int],
+    expected: dict[str, float],
+) -> None:
+    seconds, _ = real_redis.time()  # type: ignore[misc]
+    until = seconds + 4.0  # 20 permits a second: about 80 in all
+    jobs = [
+        (redis_url, account, weights.get(account, 1), until)
+        for account, count in processes.items()
+        for _ in range(count)
+    ]
+    with multiprocessing.get_context("spawn").Pool(len(jobs)) as workers:
+        taken = workers.starmap(clients.take_bulk_permits_until, jobs)
+    per_account: dict[str, int] = {}
+    for (_, account, _, _), count in zip(jobs, taken, strict=True):
+        per_account[account] = per_account.get(account, 0) + count
+    total = sum(per_account.values())
+    for account, share in expected.items():
+        assert abs(per_account[account] / total - share) < 0.12, per_account

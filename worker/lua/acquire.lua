@@ -9,16 +9,17 @@
 --
 -- KEYS[1] permits zset (slot per member)  KEYS[2] pause string  KEYS[3] waiters zset of lane
 -- KEYS[4] points hash of today   KEYS[5] reservations zset of today ("member/cost" -> expiry)
--- KEYS[6] margin hash   KEYS[7] virtual times of the lane's accounts (zset, fair share)
+-- KEYS[6] margin hash   KEYS[7] virtual times of the lane (hash, fair share: account -> the
+-- finish of its last permit, '@virtual' -> the start of the last permit booked)
 -- KEYS[8] the lane's accounts with a job waiting (zset: account -> lapses at, µs)
 -- KEYS[9..] the realtime queues (kombu's lists, one per account)
 -- A bulk job (`yield` = 1) books nothing while realtime messages wait in their queues: every
 -- worker process is busy then, and the bulk job gives its process to the callback.
--- Fair share (`fair` = 1, bulk): a slot free now goes to the account with the least virtual
--- time (slots taken / weight) among those with a job waiting; any other is told to come back
--- a quarter interval later. Taking a slot moves an account's virtual time past the least of
--- the others, so an idle account comes back with one turn of credit, not a day's. A waiter
--- that does not come back (its job ended, its worker died) lapses `grace` after its turn.
+-- Fair share (`fair` = 1, bulk): a slot free now goes to the account whose next permit starts
+-- first in virtual time (permits taken / weight) among those with a job waiting; any other
+-- is told to come back a quarter interval later. An account that was idle starts at the
+-- virtual time of the last permit: it comes back with no credit saved up. A waiter that does
+-- not come back (its job ended, its worker died) lapses `grace` after its turn.
 -- A reservation lives until `hold` after its slot (the longest the request can take): points
 -- reserved by a worker that died before settling come back by themselves.
 -- Returns {status, slot_us, now_us}: status 0 booked (send at slot), 1 come back at slot
@@ -74,26 +75,25 @@ local function wait_in_turn(at)
   redis.call('PEXPIRE', KEYS[8], math.ceil((lapses - now) / 1000) + 1000)
 end
 
-local served = 0
+-- Start-time fair queueing: an account's next permit starts at max(its last finish, the
+-- start of the last permit booked); the waiting account with the earliest start goes first,
+-- and a permit finishes 1 / weight after its start.
+local start = 0
 if fair == 1 then
   redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
-  served = tonumber(redis.call('ZSCORE', KEYS[7], account) or '0')
-  local least = nil
-  for _, other in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
-    if other ~= account then
-      local theirs = tonumber(redis.call('ZSCORE', KEYS[7], other) or '0')
-      if least == nil or theirs < least then
-        least = theirs
+  local virtual = tonumber(redis.call('HGET', KEYS[7], '@virtual') or '0')
+  local function start_of(name)
+    return math.max(tonumber(redis.call('HGET', KEYS[7], name) or '0'), virtual)
+  end
+  start = start_of(account)
+  if slot <= now then
+    for _, other in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
+      if other ~= account and start_of(other) < start then
+        local back = now + math.ceil(interval / 4)
+        wait_in_turn(back)
+        return {1, back, now}
       end
     end
-  end
-  if slot <= now and least ~= nil and least < served then
-    local back = now + math.ceil(interval / 4)
-    wait_in_turn(back)
-    return {1, back, now}
-  end
-  if least ~= nil and least > served then
-    served = least
   end
 end
 
@@ -128,7 +128,7 @@ if cost > 0 then
 end
 
 if fair == 1 then
-  redis.call('ZADD', KEYS[7], served + 1 / weight, account)
+  redis.call('HSET', KEYS[7], '@virtual', start, account, start + 1 / weight)
   redis.call('EXPIRE', KEYS[7], 86400)
 end
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import http_api, memory
+from benchmarks import accounts, http_api, memory
 from benchmarks.capacity import permits_per_second
 from benchmarks.scenarios import (
     bulk_with_callbacks,
@@ -27,6 +27,7 @@ FULL = {
     "capacity_seconds": 3.0,
     "memory_leads": memory.FULL_LEADS,
     "http": http_api.FULL,
+    "accounts": accounts.FULL,
 }
 SMALL = {
     "callbacks": 30,
@@ -35,6 +36,7 @@ SMALL = {
     "capacity_seconds": 1.0,
     "memory_leads": memory.SMALL_LEADS,
     "http": http_api.SMALL,
+    "accounts": accounts.SMALL,
 }
 
 
@@ -72,6 +74,7 @@ def run(size: dict[str, Any]) -> dict[str, Any]:
         results["e"] = [
             callbacks_under_latency(running, size["callbacks"], jitter) for jitter in (0.05, 0.15)
         ]
+        results["g"] = accounts.fair_share(running, size["accounts"])
     results["f"] = memory.measure(size["memory_leads"])  # its own Redis, no workers
     results["h"] = http_api.measure(size["http"])  # its own Redis and `ctq serve`, no workers
     return results
@@ -104,6 +107,7 @@ def table(r: dict[str, Any]) -> str:
             f"({e['share_429']:.1%}), {e['seconds']} s | ≤ 0.5 % 429, ≥ 0.97 × bound |"
         )
     rows += memory.rows(r["f"])
+    rows += accounts.rows(r["g"])
     rows += http_api.rows(r["h"])
     m = r["machine"]
     rows.append(

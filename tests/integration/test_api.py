@@ -197,3 +197,28 @@ def test_insecure_no_auth_serves_on_loopback_without_keys(
 ) -> None:
     api = start_api(worker_env, "--insecure-no-auth")
     assert post(api, "callback", {}, json=CALLBACK).status_code == 202
+
+
+def test_jobs_posted_for_an_account_go_on_its_queue_and_unknown_accounts_get_422(
+    api_env: dict[str, str],
+    real_redis: redis.Redis,
+    start_api: Callable[..., ApiProcess],
+    tmp_path: Path,
+) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text('[accounts.shop-a]\nsite_id = "1001"\ntoken = "shop-a-token"\n')
+    api = start_api({**api_env, "CTQ_ACCOUNTS_FILE": str(accounts)})
+    unknown = post(api, "callback", AUTH, json=CALLBACK, params={"account": "shop-z"})
+    assert unknown.status_code == 422
+    [problem] = unknown.json()["problems"]
+    assert (problem["line"], problem["field"]) == (0, "query.account")
+    assert "unknown account 'shop-z'; known: default, shop-a" in problem["reason"]
+    assert nothing_enqueued(real_redis)
+
+    answer = post(api, "comment", NDJSON, data=(LEAD % 7).encode(), params={"account": "shop-a"})
+    assert answer.status_code == 202, answer.text
+    [job_id] = answer.json()["job_ids"]
+    assert real_redis.hget(f"ctq:job:{job_id}", "account") == "shop-a"
+    assert (real_redis.llen("bulk"), real_redis.llen("bulk.shop-a")) == (0, 1)
+    shown = requests.get(f"{api.url}/v1/status", headers=AUTH, timeout=10).json()
+    assert shown["accounts"]["shop-a"]["queues"] == {"realtime": 0, "bulk": 1}

@@ -104,7 +104,8 @@ def test_a_running_job_a_finished_job_and_an_unknown_id_cannot_be_cancelled(
     real_redis: redis.Redis,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    slow = start_sandbox(latency=(4.0, 4.0))  # every request takes 4 s to arrive
+    # Every request takes 10 s to arrive: long enough to ask for the cancel on a loaded machine.
+    slow = start_sandbox(latency=(10.0, 10.0))
     env = {**worker_env, "CALLTOUCH_API_URL": slow.url}
     start_worker(env)
     running = enqueue(env, "79990000301")

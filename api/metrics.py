@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -149,6 +149,8 @@ def router(guard: list[object]) -> APIRouter:
         found = backend.backend(request)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(ClusterCollector(lambda: take(found.redis(), found.settings)))
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # Prometheus' text format, or OpenMetrics when the scraper asks for it.
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(registry), media_type=content_type)
 
     return routes

@@ -28,6 +28,7 @@ class LimiterView:
     chart: Chart
     peak_second: int  # the most permits used in one second of the last 15 minutes
     limit_per_s: float
+    recent_per_s: float  # the last 10 seconds' average
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ def _limiter(client: redis.Redis, name: str, status: LimiterStatus, now_us: int)
     limit = status.limit / status.window_s
     rates = per_second_rate(per_second, AVERAGED_OVER)
     chart = line_chart(rates, len(rates), (limit, limit))
-    return LimiterView(name, status, chart, max(per_second, default=0), limit)
+    peak = max(per_second, default=0)
+    return LimiterView(name, status, chart, peak, limit, rates[-1] if rates else 0.0)
 
 
 def _site(

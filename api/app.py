@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api import docs, errors, methods, openapi
+from api import docs, errors, methods, metrics, openapi
 from api.auth import require_key
 from api.backend import Backend
 from api.body import BodyLimit
+from api.dashboard import routes as dashboard
 from api.responses import INVALID, UNAUTHORIZED, UNPARSABLE
 from api.routes import campaigns, deadletters, health, jobs, staging, status
 from config import Settings
@@ -18,7 +19,8 @@ from config import Settings
 DESCRIPTION = """Enqueue Calltouch and Pozvonim jobs, read their state, steer the queues: the
 same validation, packing, idempotency and all-or-nothing enqueue as the `ctq` command.
 
-Every request but `/healthz` carries `Authorization: Bearer KEY`, a key of `CTQ_API_KEYS`."""
+Every request but `/healthz` carries `Authorization: Bearer KEY`, a key of `CTQ_API_KEYS`
+(`/metrics` too). The dashboard at `/` signs a browser in with a key once."""
 
 TAGS = [
     {"name": "jobs", "description": "enqueue jobs (all or nothing) and read one job"},
@@ -52,6 +54,7 @@ def create_app(settings: Settings, *, require_auth: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.backend = state
     app.state.api_keys = [key.encode() for key in settings.api_key_list]
+    app.state.require_auth = require_auth
     errors.install(app)
     methods.install(app)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
@@ -63,6 +66,8 @@ def create_app(settings: Settings, *, require_auth: bool = True) -> FastAPI:
     responses = {**INVALID, **UNPARSABLE, **unauthorized}
     for resource in (jobs, status, deadletters, campaigns, staging):
         app.include_router(resource.router, dependencies=guarded, responses=responses)
+    app.include_router(metrics.router(guarded))
+    dashboard.install(app)
     openapi.install(app)
     docs.install(app)
     return app

@@ -65,7 +65,9 @@ def for_up(settings: Settings, port: int) -> tuple[dict[str, str], str]:
     set), and the banner line that names the URL and that key, printed once."""
     url = f"http://127.0.0.1:{port}"
     if settings.api_key_list:
-        return {}, f"http-api {url}  (keys from CTQ_API_KEYS; docs at {url}/docs)"
+        return {}, f"http-api {url}  (keys from CTQ_API_KEYS; dashboard {url}/, docs {url}/docs)"
     key = secrets.token_urlsafe(24)
-    line = f"http-api {url}  key {key}  (Authorization: Bearer KEY; docs at {url}/docs)"
+    line = (
+        f"http-api {url}  key {key}  (Authorization: Bearer KEY; dashboard {url}/, docs {url}/docs)"
+    )
     return {"CTQ_API_KEYS": key}, line

@@ -17,6 +17,7 @@ import requests
 
 from sandbox.faults import FaultPlan
 from sandbox.server import Sandbox, SandboxHTTPServer
+from tests.api_process import ApiProcess, start_api_process
 from tests.helpers import (
     ROOT,
     SITE_ID,
@@ -161,3 +162,23 @@ def start_beat(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subprocess
     yield start
     for beat in started:
         stop_process_group(beat)
+
+
+@pytest.fixture
+def start_api(tmp_path: Path) -> Iterator[Callable[..., ApiProcess]]:
+    """Start real ``ctq serve`` processes; each is stopped (by its process group) afterwards,
+    and its output must hold none of its keys (they are secrets: never logged)."""
+    started: list[tuple[ApiProcess, list[str]]] = []
+
+    def start(env: dict[str, str], *options: str) -> ApiProcess:
+        api = start_api_process(env, tmp_path / f"api{len(started)}.log", *options)
+        keys = [k.strip() for k in env.get("CTQ_API_KEYS", "").split(",") if k.strip()]
+        started.append((api, keys))
+        api.wait_ready()
+        return api
+
+    yield start
+    for api, keys in started:
+        stop_process_group(api.process)
+        output = api.output()
+        assert not [key for key in keys if key in output]

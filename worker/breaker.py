@@ -66,7 +66,7 @@ class Breaker:
         is the probe: this one is held like the rest."""
         probe_at = now + interval
         is_probe = script(self.client, "open_breaker")(
-            keys=[self.key, self.probe_key],
+            keys=[self.key, self.probe_key, keys.BREAKERS],
             args=[
                 job_id,
                 reason,
@@ -107,15 +107,24 @@ class Breaker:
     def close(self, now: float) -> int:
         """Close the breaker and release every held job; return how many."""
         release = script(self.client, "release_held")
-        keys_ = [self.key, self.held_key, self.probe_key, keys.DELAYED, self.streak_key]
+        keys_ = [
+            self.key,
+            self.held_key,
+            self.probe_key,
+            keys.DELAYED,
+            self.streak_key,
+            keys.BREAKERS,
+        ]
         return int(release(keys=keys_, args=[now]))
 
 
 def open_breakers(client: redis.Redis) -> list[dict[str, Any]]:
-    """Every open breaker, for ``ctq status``."""
+    """Every open breaker, for ``ctq status``: read from their set, never a scan of the keys
+    (a breaker opened before the set existed joins it when its probe meets the wall again)."""
     found = []
-    for name in client.scan_iter(match=f"{keys.PREFIX}:breaker:*", _type="hash"):
-        _, _, site, lane = str(name).split(":", 3)
+    names: set[str] = client.smembers(keys.BREAKERS)  # type: ignore[assignment]
+    for name in sorted(names):
+        site, lane = str(name).removeprefix(f"{keys.PREFIX}:breaker:").rsplit(":", 1)
         state = Breaker(client, site, lane).state()
         if state:
             found.append(state)

@@ -71,14 +71,32 @@ def staged_comments(account: str = DEFAULT_ACCOUNT) -> str:
 
 CAMPAIGNS = f"{PREFIX}:campaigns"  # set: campaign names
 LIMITERS = f"{PREFIX}:limiters"  # set: every limiter key a worker has used
+BREAKERS = f"{PREFIX}:breakers"  # set: the key of every open breaker (``breaker``)
 
 
 def limiter(egress_ip: str, host: str) -> str:
     """Base of one limiter's keys: ``:permits`` zset of booked slots (server µs), ``:pause``
     (resume time after a 429), ``:waiting:<lane>`` zset of waiters, ``:stats`` hash (429s),
-    ``:rtt`` and ``:margin`` (the learned margin), ``:served:<lane>`` zset of each account's
-    virtual time and ``:turns:<lane>`` zset of the accounts waiting for a turn (fair share)."""
+    ``:rtt`` and ``:margin`` (the learned margin), ``:served:<lane>`` hash of the accounts'
+    virtual times and ``:turns:<lane>`` zset of the accounts waiting for a turn (fair share),
+    ``:used:<minute>`` (``permits_used``)."""
     return f"{PREFIX}:limiter:{egress_ip}:{host}"
+
+
+def permits_used(limiter_key: str, minute: int) -> str:
+    """Hash of the permits of one limiter used in one minute (unix time // 60, server clock):
+    second of the minute -> requests sent. Expires once out of the dashboard's 15 minutes."""
+    return f"{limiter_key}:used:{minute}"
+
+
+# Counters for /metrics, kept in Redis so every process and host adds to the same ones.
+REQUESTS_SENT = f"{PREFIX}:metrics:requests"  # hash: "provider|kind|outcome" -> requests
+
+
+def permit_wait(lane: str) -> str:
+    """Hash: the histogram of the waits for a permit in ``lane``: ``le`` bucket -> number (not
+    cumulative), ``count``, ``sum`` (seconds)."""
+    return f"{PREFIX}:metrics:permit_wait:{lane}"
 
 
 SITES = f"{PREFIX}:sites"  # set: every site id a worker has sent for
@@ -87,6 +105,12 @@ SITES = f"{PREFIX}:sites"  # set: every site id a worker has sent for
 def points(site_id: str, day: str) -> str:
     """Hash of one site's points on one day (in CTQ_TIMEZONE): used, exhausted."""
     return f"{PREFIX}:points:{site_id}:{day}"
+
+
+def points_spent_at(points_key: str) -> str:
+    """Hash of the points committed on one site-day, by when: start of a 10-minute bucket
+    (unix time) -> points (the dashboard's burn-down). Expires with the day's points."""
+    return f"{points_key}:by_time"
 
 
 def points_reservations(points_key: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from redis.exceptions import LockError
 
 from config import Settings
-from worker import keys
+from worker import keys, metrics
 from worker.calltouch import pooled_session
 from worker.outcome import Verdict
 from worker.pozvonim_sign import http_build_query, ksorted, sign, token_sign
@@ -132,7 +132,8 @@ class PozvonimClient:
             return error
         token = _token_of(answer)
         if token is None:
-            return answer
+            return answer  # the job's verdict: counted as the job's request
+        metrics.count_request(self.redis, "pozvonim", "token", "done")
         ttl = TOKEN_LIFETIME - RENEW_BEFORE
         self.redis.set(self.token_key, token, ex=ttl)
         self._used, self._fresh = token, True

@@ -15,7 +15,7 @@ from redis.exceptions import LockError
 
 from config.policy import Outcome
 from tasks.kind import JobKind
-from worker import delays, jobstore, records
+from worker import delays, jobstore, metrics, records
 from worker.breaker import Admission, Breaker
 from worker.decision import Action, Step, decide
 from worker.jobstore import TERMINAL, Job, State
@@ -123,6 +123,7 @@ class JobRun:
         self.attempts = job.attempts
         self.probing = False
         self.claim: PointsClaim | None = None
+        self.waited = 0.0  # for the permit of the request in flight (metrics)
         # Waits in this process end well before the broker would redeliver the message, and
         # recording an answer may ride out a Redis outage for a quarter of that timeout.
         visibility = rt.settings.visibility_timeout
@@ -144,6 +145,7 @@ class JobRun:
             # The API has answered. Every write from here rides out a Redis outage: an answer
             # not recorded before the message is redelivered would be sent again.
             success = verdict.outcome is Outcome.DONE
+            self._ride_out("counting its request", partial(self._count, verdict, permit))
             self._ride_out("settling its points", partial(self.via.settle, permit, success))
             ended = self._ride_out("recording its outcome", partial(self._conclude, verdict))
             if isinstance(ended, str):
@@ -174,9 +176,11 @@ class JobRun:
         self.claim = claim = self.via.claim(self.kind.name, job.lane)
         window = self.via.limiter.window_us / 1_000_000
         may_wait = min(max(rt.settings.inprocess_wait_max, window), self._budget_left())
+        asked = time.monotonic()
         permit = self.via.limiter.acquire(job.lane, claim, may_wait, self.via.share)
         if not isinstance(permit, Permit):
             return permit
+        self.waited = time.monotonic() - asked
         if not self.lease.renew():
             # Fencing: this process stalled past its lease (frozen, swapped out) and another
             # worker has taken the job over. It must not send it too.
@@ -188,6 +192,22 @@ class JobRun:
         return classify(
             answer, rt.settings.points_exhausted_codes, self.via.success_statuses
         ), permit
+
+    def _count(self, verdict: Verdict, permit: Permit) -> None:
+        """Count the request in the cluster-wide metrics (``worker.metrics``)."""
+        spent = permit.claim.cost if verdict.outcome is Outcome.DONE else 0
+        sent = metrics.Sent(
+            self.kind.provider,
+            self.kind.name,
+            str(verdict.outcome),
+            self.job.lane,
+            self.via.limiter.key,
+            permit.slot_us,
+            self.waited,
+            permit.claim.key,
+            spent,
+        )
+        metrics.record_sent(self.rt.redis, sent)
 
     def _not_sent(self, why: ComeBack | None) -> str:
         rt, job = self.rt, self.job

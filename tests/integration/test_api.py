@@ -11,9 +11,9 @@ import pytest
 import redis
 import requests
 
-from tests.api_process import ApiProcess, start_api_process
+from tests.api_process import ApiProcess
 from tests.conftest import RunningSandbox, WorkerProcess, env_for
-from tests.helpers import RedisServer, free_port, run_ctq, stop_process_group, wait_for
+from tests.helpers import RedisServer, free_port, run_ctq, wait_for
 from worker import jobstore
 
 pytestmark = pytest.mark.integration
@@ -24,23 +24,6 @@ NDJSON = {**AUTH, "Content-Type": "application/x-ndjson"}
 CALLBACK = {"routeKey": "rk-http", "phone": "79991230001"}
 LEAD = '{"matching": [{"type": "call", "callParams": {"callId": %d}}], "addComment": "paid"}'
 POOL_UPDATE = {"phoneNumber": "74950000001", "displayOptions": {"source": "yandex"}}
-
-
-@pytest.fixture
-def start_api(tmp_path: Path) -> Iterator[Callable[..., ApiProcess]]:
-    """Start real ``ctq serve`` processes; each is stopped (by its process group) afterwards."""
-    started: list[ApiProcess] = []
-
-    def start(env: dict[str, str], *options: str) -> ApiProcess:
-        api = start_api_process(env, tmp_path / f"api{len(started)}.log", *options)
-        started.append(api)
-        api.wait_ready()
-        return api
-
-    yield start
-    for api in started:
-        stop_process_group(api.process)
-        assert API_KEY not in api.output()  # the key is a secret: never logged
 
 
 @pytest.fixture

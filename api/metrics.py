@@ -36,6 +36,7 @@ class ClusterCollector(Collector):
         yield from _points(snap)
         yield _breakers(snap)
         yield _permit_waits(snap)
+        yield from _accounts(snap)
         workers = GaugeMetricFamily(
             "ctq_workers_alive", "worker processes that sent a heartbeat in the last 15 s"
         )
@@ -138,6 +139,23 @@ def _permit_waits(snap: Snapshot) -> Metric:
         buckets = [("+Inf" if b == float("inf") else f"{b:g}", n) for b, n in histogram.buckets]
         waits.add_metric([lane], buckets, histogram.sum)
     return waits
+
+
+def _accounts(snap: Snapshot) -> Iterator[Metric]:
+    """Per account (default, and those of CTQ_ACCOUNTS_FILE): its queues and its jobs."""
+    depth = GaugeMetricFamily(
+        "ctq_account_queue_depth", "an account's messages waiting", labels=["account", "lane"]
+    )
+    jobs = GaugeMetricFamily(
+        "ctq_account_jobs", "an account's jobs in each state", labels=["account", "state"]
+    )
+    for name, account in snap.overview.accounts.items():
+        for lane, number in account.queues.items():
+            depth.add_metric([name, lane], number)
+        for state, number in account.jobs.items():
+            jobs.add_metric([name, state], number)
+    yield depth
+    yield jobs
 
 
 def router(guard: list[object]) -> APIRouter:

@@ -27,9 +27,14 @@ class Snapshot:
     taken_at: float
 
     def oldest_age(self, lane: str) -> float | None:
-        """Seconds the job next in line on ``lane`` has waited (None: nothing waits)."""
-        since = self.waiting_since.get(lane)
-        return None if since is None else max(0.0, self.taken_at - since)
+        """Seconds the job longest in line on ``lane`` (any account's queue) has waited (None:
+        nothing waits)."""
+        heads = [
+            since
+            for queue, since in self.waiting_since.items()
+            if since is not None and keys.lane_of(queue) == lane
+        ]
+        return None if not heads else max(0.0, self.taken_at - min(heads))
 
 
 def take(client: redis.Redis, settings: Settings) -> Snapshot:
@@ -37,7 +42,9 @@ def take(client: redis.Redis, settings: Settings) -> Snapshot:
         overview=overview(client, settings),
         requests_sent=metrics.requests_sent(client),
         permit_waits=metrics.permit_waits(client),
-        waiting_since=waiting_since(client),
+        waiting_since=waiting_since(
+            client, [q for lane in keys.LANES for q in keys.queues(lane, settings.accounts)]
+        ),
         taken_at=time.time(),
     )
 

@@ -4,6 +4,7 @@ this process; the browser and the workers are in test_dashboard_browser.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -159,3 +160,25 @@ def test_the_page_and_metrics_are_not_operations_of_the_api_document(
     paths = app_client.get("/openapi.json").json()["paths"]
     assert not {"/", "/login", "/logout", "/metrics"} & set(paths)
     assert not [p for p in paths if p.startswith("/dashboard")]
+
+
+def test_accounts_show_on_the_dashboard_and_in_metrics_each_with_its_own_numbers(
+    redis_url: str, real_redis: redis.Redis, tmp_path: Path
+) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text('[accounts.shop-a]\nsite_id = "1001"\ntoken = "t"\nweight = 2\n')
+    settings = Settings(
+        _env_file=None, REDIS_URL=redis_url, CTQ_ACCOUNTS_FILE=str(accounts), CTQ_API_KEYS=KEY
+    )
+    real_redis.lpush("bulk.shop-a", "m1", "m2")
+    real_redis.hset(keys.account_stats("shop-a"), mapping={"done": 5, "queued": 2})
+    open_breaker(real_redis, site="1001")
+    with TestClient(create_app(settings)) as client:
+        live = client.get("/dashboard/live", headers=AUTH).text
+        scraped = samples(client.get("/metrics", headers=AUTH).text)
+    assert "<h2>Accounts</h2>" in live and "shop-a" in live
+    assert scraped["ctq_account_queue_depth", (("account", "shop-a"), ("lane", "bulk"))] == 2
+    assert scraped["ctq_account_jobs", (("account", "shop-a"), ("state", "done"))] == 5
+    assert scraped["ctq_account_jobs", (("account", "default"), ("state", "done"))] == 0
+    assert scraped["ctq_breaker_open", (("lane", "realtime"), ("site", "1001"))] == 1
+    assert scraped["ctq_queue_depth", (("lane", "bulk"),)] == 2

@@ -74,14 +74,24 @@ def book_after_pause(url: str) -> tuple[int, int]:
     return slot, now
 
 
-def take_bulk_permits_until(url: str, account: str, weight: int, until: float) -> int:
-    """Take bulk permits for ``account`` (with its ``weight``) until the server clock passes
-    ``until`` (unix seconds); return how many were taken."""
+def take_bulk_permits_together(url: str, account: str, weight: int, processes: int) -> int:
+    """Take bulk permits for ``account`` (with its ``weight``) for 3 s of server time, starting
+    once all ``processes`` are up (a loaded machine starts them seconds apart); return how
+    many were taken."""
     limiter = make_limiter(url)
+    client = limiter.client
+    client.incr("test:fair:ready")
+    while int(client.get("test:fair:ready") or 0) < processes:  # type: ignore[arg-type]
+        time.sleep(0.01)
+    client.set("test:fair:go", server_now_us(limiter) + 200_000, nx=True)
+    go = int(client.get("test:fair:go"))  # type: ignore[arg-type]
+    until = go + 3_000_000
+    while server_now_us(limiter) < go:
+        time.sleep(0.005)
     share = Share(account, weight)
     taken = 0
-    while server_now_us(limiter) < until * 1_000_000:
+    while server_now_us(limiter) < until:
         permit = limiter.acquire(keys.BULK, NO_POINTS, share=share)
         assert isinstance(permit, Permit)
-        taken += 1
+        taken += permit.slot_us < until
     return taken

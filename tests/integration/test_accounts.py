@@ -219,3 +219,29 @@ def test_a_small_batch_is_not_held_behind_another_accounts_large_one(
     last_of_b = max(i for i, site in enumerate(order) if site == SHOP_B["site"])
     # A fair share sends shop-b's 3 requests among the first ~6; FIFO would send them last.
     assert last_of_b < 12, order
+
+
+def test_the_nightly_run_sends_each_accounts_staged_leads_within_its_own_budget(
+    redis_url: str, three_accounts: RunningSandbox, tmp_path: Path
+) -> None:
+    env = env_with_accounts(redis_url, three_accounts, tmp_path, shop_a="daily_points = 3")
+    for account, count in (("shop-a", 500), ("shop-b", 250)):
+        text = "".join(json.dumps(lead) + "\n" for lead in leads(count, account))
+        staged = run_ctq(["stage", "comment", "--file", "-", "--account", account], env, text)
+        assert staged.returncode == 0, staged.stderr
+        assert staged.stdout.startswith(f"{count} lead(s) of account {account} staged")
+    ran = run_ctq(["nightly", "run", "--json"], env)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    # shop-a: 3 points, 10 % kept for realtime → 2 bulk requests of 100 leads; shop-b: all.
+    assert result["accounts"]["shop-a"] == {
+        "leads": 200,
+        "requests": 2,
+        "left_staged": 300,
+        "skipped": False,
+    }
+    assert result["accounts"]["shop-b"]["requests"] == 3
+    assert result["accounts"]["shop-b"]["left_staged"] == 0
+    shown = status(env)["accounts"]
+    assert (shown["shop-a"]["queues"]["bulk"], shown["shop-b"]["queues"]["bulk"]) == (2, 3)
+    assert (shown["shop-a"]["staged_leads"], shown["shop-b"]["staged_leads"]) == (300, 0)

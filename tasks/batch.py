@@ -10,6 +10,7 @@ leaves a staging area that expires ``STAGING_TTL`` seconds after its last chunk.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from worker.scripts import script
 CHUNK = 100  # jobs written to the staging area at a time (10,000 leads for comments)
 STAGING_TTL = 900  # seconds a staging area outlives its last chunk
 RECEIPT_TTL = 600  # seconds a commit's receipt is kept: long enough to ask after a lost reply
+EVENTS_PER_ROUND_TRIP = 1000
+
+log = logging.getLogger(__name__)
 
 
 class Enqueued(list[str]):
@@ -78,6 +82,9 @@ class Batch:
         self.answer = Enqueued()
         self.staged = 0
         self._pending: list[Job] = []
+        # The kind of each job of ``answer`` this batch staged (None: a known key's job), for
+        # the task-sent events published after the commit.
+        self._kinds: list[JobKind | None] = []
 
     def add(self, job: Job) -> None:
         """Take the next job of the input (written once a chunk is full)."""
@@ -123,6 +130,7 @@ class Batch:
             self.problems.add(reused_for_another(len(self.answer) + 1, name, owner))
         self.answer.append(owner)
         self.answer.reused += 1
+        self._kinds.append(None)
 
     def _stage(
         self,
@@ -136,7 +144,7 @@ class Batch:
         fields = jobstore.new_fields(kind.name, kind.lane, payload, now)
         staged.payloads[job_id] = str(fields.pop("payload"))
         del fields["state"]  # set by the commit: queued, or delayed
-        [(command, (queue, body))] = self.builder.commands(kind.task_name, job_id, kind.lane)
+        command, (queue, body) = self.builder.message(kind.task_name, job_id, kind.lane)
         if command != "lpush":
             raise RuntimeError(f"kombu published with {command}, not lpush: cannot stage it")
         staged.messages[job_id] = body
@@ -152,6 +160,7 @@ class Batch:
         }
         staged.entries.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
         self.answer.append(job_id)
+        self._kinds.append(kind)
 
     def _write(self, staged: Staged) -> None:
         # Not a transaction: the staging area is invisible until the commit, and an EXEC
@@ -213,12 +222,38 @@ class Batch:
                 self.problems.add(reused_for_another(int(pos), name, owner))
             self.problems.raise_if_any()
         taken = dict(zip(reply[1::2], reply[2::2], strict=True))
+        self._announce(taken)
         if taken:
             for n, job_id in enumerate(self.answer):
                 if job_id in taken:
                     self.answer[n] = taken[job_id]
                     self.answer.reused += 1
         return self.answer
+
+    def _announce(self, dropped: dict[str, str]) -> None:
+        """Publish the task-sent event of every job the commit queued (not those it dropped
+        for a key another job holds, nor those held for later: the mover's move sends
+        theirs). Events are for watching only: one lost to Redis going away costs nothing."""
+        if not self.builder.sends_events or self._held_for_later():
+            return
+        queued = (
+            (job_id, kind)
+            for job_id, kind in zip(self.answer, self._kinds, strict=True)
+            if kind is not None and job_id not in dropped
+        )
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for n, (job_id, kind) in enumerate(queued, start=1):
+                    for name, args in self.builder.sent_event(kind.task_name, job_id, kind.lane):
+                        getattr(pipe, name)(*args)
+                    if n % EVENTS_PER_ROUND_TRIP == 0:
+                        pipe.execute()
+                pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("task-sent events of batch %s not published: %s", self.id, exc)
+
+    def _held_for_later(self) -> bool:
+        return self.not_before is not None and self.not_before > time.time()
 
     def discard(self) -> None:
         """Remove the staging area (freed in the background: UNLINK)."""

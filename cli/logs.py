@@ -40,7 +40,7 @@ def configure(settings: Settings) -> None:
     level = logging.getLevelName(settings.log_level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
-    handler.addFilter(TicksAtDebug(show_debug=level <= logging.DEBUG))
+    handler.addFilter(TicksAtDebug())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
@@ -67,17 +67,14 @@ def is_tick(record: logging.LogRecord) -> bool:
 
 
 class TicksAtDebug(logging.Filter):
-    """Ticks become DEBUG records: dropped, unless DEBUG is shown."""
-
-    def __init__(self, show_debug: bool) -> None:
-        super().__init__()
-        self.show_debug = show_debug
+    """Ticks become DEBUG records: dropped unless the root logger shows DEBUG (asked for by
+    CTQ_LOG_LEVEL, or by ``ctq worker -l DEBUG``, which Celery applies to the root logger)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno <= logging.DEBUG or not is_tick(record):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return self.show_debug
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 class TextFormatter(logging.Formatter):

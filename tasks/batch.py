@@ -10,7 +10,6 @@ leaves a staging area that expires ``STAGING_TTL`` seconds after its last chunk.
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,9 +28,6 @@ from worker.scripts import script
 CHUNK = 100  # jobs written to the staging area at a time (10,000 leads for comments)
 STAGING_TTL = 900  # seconds a staging area outlives its last chunk
 RECEIPT_TTL = 600  # seconds a commit's receipt is kept: long enough to ask after a lost reply
-EVENTS_PER_ROUND_TRIP = 1000
-
-log = logging.getLogger(__name__)
 
 
 class Enqueued(list[str]):
@@ -56,6 +52,7 @@ class Staged:
     entries: list[str] = field(default_factory=list)  # JSON, in input order
     payloads: dict[str, str] = field(default_factory=dict)  # job id -> payload
     messages: dict[str, str] = field(default_factory=dict)  # job id -> kombu's message
+    events: dict[str, str] = field(default_factory=dict)  # job id -> its task-sent event
 
 
 class Batch:
@@ -82,9 +79,8 @@ class Batch:
         self.answer = Enqueued()
         self.staged = 0
         self._pending: list[Job] = []
-        # The kind of each job of ``answer`` this batch staged (None: a known key's job), for
-        # the task-sent events published after the commit.
-        self._kinds: list[JobKind | None] = []
+        # Where the task-sent events go (kombu's fanout topic), once one is staged.
+        self._events_channel = ""
 
     def add(self, job: Job) -> None:
         """Take the next job of the input (written once a chunk is full)."""
@@ -130,7 +126,6 @@ class Batch:
             self.problems.add(reused_for_another(len(self.answer) + 1, name, owner))
         self.answer.append(owner)
         self.answer.reused += 1
-        self._kinds.append(None)
 
     def _stage(
         self,
@@ -160,7 +155,8 @@ class Batch:
         }
         staged.entries.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
         self.answer.append(job_id)
-        self._kinds.append(kind)
+        for _, (channel, event) in self.builder.sent_event(kind.task_name, job_id, kind.lane):
+            self._events_channel, staged.events[job_id] = channel, event
 
     def _write(self, staged: Staged) -> None:
         # Not a transaction: the staging area is invisible until the commit, and an EXEC
@@ -169,13 +165,20 @@ class Batch:
             pipe.rpush(keys.batch(self.id), *staged.entries)
             pipe.hset(keys.batch_payloads(self.id), mapping=staged.payloads)  # type: ignore[arg-type]
             pipe.hset(keys.batch_messages(self.id), mapping=staged.messages)  # type: ignore[arg-type]
+            if staged.events:
+                pipe.hset(keys.batch_events(self.id), mapping=staged.events)  # type: ignore[arg-type]
             for key in self._staging_keys():
                 pipe.expire(key, self.ttl)
             pipe.execute()
         self.staged += len(staged.entries)
 
     def _staging_keys(self) -> list[str]:
-        return [keys.batch(self.id), keys.batch_payloads(self.id), keys.batch_messages(self.id)]
+        return [
+            keys.batch(self.id),
+            keys.batch_payloads(self.id),
+            keys.batch_messages(self.id),
+            keys.batch_events(self.id),
+        ]
 
     def commit(self) -> Enqueued:
         """Make every staged job visible at once; the input's job ids, in order.
@@ -191,14 +194,21 @@ class Batch:
             with self.client.pipeline(transaction=True) as pipe:
                 script(pipe, "commit_batch")(
                     keys=[
-                        *self._staging_keys(),
+                        *self._staging_keys()[:3],
                         keys.STATS,
                         keys.DELAYED,
                         keys.batch_receipt(self.id),
                         keys.jobs_in(jobstore.State.QUEUED),
                         keys.jobs_in(jobstore.State.DELAYED),
+                        keys.batch_events(self.id),
                     ],
-                    args=[self.staged, f"{time.time():.6f}", self.window, RECEIPT_TTL],
+                    args=[
+                        self.staged,
+                        f"{time.time():.6f}",
+                        self.window,
+                        RECEIPT_TTL,
+                        self._events_channel,
+                    ],
                 )
                 [reply] = pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -222,38 +232,12 @@ class Batch:
                 self.problems.add(reused_for_another(int(pos), name, owner))
             self.problems.raise_if_any()
         taken = dict(zip(reply[1::2], reply[2::2], strict=True))
-        self._announce(taken)
         if taken:
             for n, job_id in enumerate(self.answer):
                 if job_id in taken:
                     self.answer[n] = taken[job_id]
                     self.answer.reused += 1
         return self.answer
-
-    def _announce(self, dropped: dict[str, str]) -> None:
-        """Publish the task-sent event of every job the commit queued (not those it dropped
-        for a key another job holds, nor those held for later: the mover's move sends
-        theirs). Events are for watching only: one lost to Redis going away costs nothing."""
-        if not self.builder.sends_events or self._held_for_later():
-            return
-        queued = (
-            (job_id, kind)
-            for job_id, kind in zip(self.answer, self._kinds, strict=True)
-            if kind is not None and job_id not in dropped
-        )
-        try:
-            with self.client.pipeline(transaction=False) as pipe:
-                for n, (job_id, kind) in enumerate(queued, start=1):
-                    for name, args in self.builder.sent_event(kind.task_name, job_id, kind.lane):
-                        getattr(pipe, name)(*args)
-                    if n % EVENTS_PER_ROUND_TRIP == 0:
-                        pipe.execute()
-                pipe.execute()
-        except redis.RedisError as exc:
-            log.debug("task-sent events of batch %s not published: %s", self.id, exc)
-
-    def _held_for_later(self) -> bool:
-        return self.not_before is not None and self.not_before > time.time()
 
     def discard(self) -> None:
         """Remove the staging area (freed in the background: UNLINK)."""

@@ -7,7 +7,8 @@ them inside our ``MULTI``. The message format is therefore exactly kombu's own.
 
 Celery sends a ``task-sent`` event (what Flower shows a queued task by) only from its own
 ``send_task``; with ``task_send_sent_event`` on, the builder makes that event too, as the
-``PUBLISH`` Celery would send, to run once the message is written.
+``PUBLISH`` Celery would send, run in the same transaction as the message (``commit_batch.lua``
+publishes the staged ones for the jobs it queues): an event only for a message written.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ class MessageBuilder:
         self.app = app
         # Fail fast: a producer facing a dead Redis must report it, not retry for seconds.
         self._connection = app.connection_for_write(transport_options={"max_retries": 1})
-        self.sends_events = bool(app.conf.task_send_sent_event)
         # Only for its host name, exchange and serializer: it sends nothing itself.
         self._events = app.events.Dispatcher(connection=self._connection, enabled=False)
 
@@ -99,6 +99,10 @@ class MessageBuilder:
             message, exchange=exchange.name, routing_key="task.sent", _publish_batch=collector
         )
         return collector.commands
+
+    @property
+    def sends_events(self) -> bool:
+        return bool(self.app.conf.task_send_sent_event)
 
     @property
     def _channel(self) -> Any:

@@ -10,7 +10,8 @@ COPY scheduler ./scheduler
 COPY cli ./cli
 COPY sandbox ./sandbox
 COPY api ./api
-RUN pip install --no-cache-dir . \
+# With Flower (ctq[flower]): the compose file's flower service runs `ctq flower`.
+RUN pip install --no-cache-dir ".[flower]" \
     && useradd --create-home --uid 1000 ctq \
     && mkdir -p /data && chown ctq /data
 USER ctq

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
+from cli.logs import announce, celery_says_json
 from config import Settings
 from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from sandbox.faults import KINDS as fault_kinds
@@ -18,6 +20,8 @@ from worker.errors import CtqError
 from worker.outage import TRANSIENT
 from worker.redis_conn import connect
 from worker.redis_health import refuse_eviction
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SANDBOX_PORT = 8765
 SANDBOX_TOKEN_ENV = "CTQ_SANDBOX_TOKEN"
@@ -108,9 +112,17 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         )
     wait_for_a_safe_redis(settings)
     queues = ",".join(keys.consume_order(settings.accounts))
-    argv = ["worker", "-Q", queues, "-l", "INFO", *args.extra]
-    _celery_app(settings).worker_main(argv)
+    argv = ["worker", "-Q", queues, "-l", settings.log_level, *args.extra]
+    _celery_app(settings).worker_main([*banner_off(settings), *argv])
     return 0
+
+
+def banner_off(settings: Settings) -> list[str]:
+    """Celery prints its start-up banner outside logging: not in JSON mode."""
+    if settings.log_format == "text":
+        return []
+    celery_says_json()
+    return ["--quiet"]
 
 
 def wait_for_a_safe_redis(settings: Settings) -> None:
@@ -124,7 +136,7 @@ def wait_for_a_safe_redis(settings: Settings) -> None:
                 return
             except TRANSIENT as exc:
                 if not waiting:
-                    print(f"waiting for Redis: {exc}", file=sys.stderr, flush=True)
+                    log.warning("waiting for Redis: %s", exc)
                     waiting = True
                 time.sleep(1.0)
     finally:
@@ -135,7 +147,8 @@ def run_beat(args: argparse.Namespace, settings: Settings) -> int:
     wait_for_a_safe_redis(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = str(settings.data_dir / "beat-schedule")
-    _celery_app(settings).start(["beat", "-s", schedule, "-l", "INFO", *args.extra])
+    argv = ["beat", "-s", schedule, "-l", settings.log_level, *args.extra]
+    _celery_app(settings).start([*banner_off(settings), *argv])
     return 0
 
 
@@ -160,7 +173,7 @@ def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         server = SandboxHTTPServer(args.port, sandbox, args.verbose, args.bind)
     except OSError as exc:
         raise CtqError(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}") from None
-    print(f"sandbox listening on {server.url} (at most {args.rate} requests/s per IP)", flush=True)
+    announce(settings, f"sandbox listening on {server.url} (at most {args.rate} requests/s per IP)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

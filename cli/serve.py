@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
+from pathlib import Path
 
 from api.auth import is_loopback
 from config import Settings
 from worker.errors import CtqError, InvalidInput
 
 DEFAULT_PORT = 8080
+API_KEY_FILE = "api-key"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,7 +57,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     require_auth = check_auth(settings, args.host, args.insecure_no_auth)
     app = create_app(settings, require_auth=require_auth)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        # log_config=None: uvicorn's records go to ctq's handler (cli.logs), in its format.
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+        )
     except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
         raise CtqError(f"cannot serve on {args.host}:{args.port}") from exc
     return 0
@@ -62,12 +72,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def for_up(settings: Settings, port: int) -> tuple[dict[str, str], str]:
     """What ``ctq up`` gives its API process (a key made for this run unless CTQ_API_KEYS is
-    set), and the banner line that names the URL and that key, printed once."""
+    set), and the banner line that names the URL and that key, printed once. In JSON mode
+    the banner is a log record, and a key has no place in logs: it goes to a file instead."""
     url = f"http://127.0.0.1:{port}"
     if settings.api_key_list:
         return {}, f"http-api {url}  (keys from CTQ_API_KEYS; dashboard {url}/, docs {url}/docs)"
     key = secrets.token_urlsafe(24)
+    shown = f"key {key}"
+    if settings.log_format == "json":
+        shown = f"key in {write_key_file(settings.data_dir, key)}"
     line = (
-        f"http-api {url}  key {key}  (Authorization: Bearer KEY; dashboard {url}/, docs {url}/docs)"
+        f"http-api {url}  {shown}  (Authorization: Bearer KEY; dashboard {url}/, docs {url}/docs)"
     )
     return {"CTQ_API_KEYS": key}, line
+
+
+def write_key_file(data_dir: Path, key: str) -> Path:
+    """The run's key in ``DATA_DIR/api-key``, readable by its owner only."""
+    path = (data_dir / API_KEY_FILE).resolve()
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return path

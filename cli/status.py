@@ -1,11 +1,16 @@
-"""``ctq status [JOB_ID] [--json]``."""
+"""``ctq status [JOB_ID] [--json] [--watch [--interval S]]``."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+import redis
+
+from cli import watch
 from cli.common import print_json, redis_client, when
 from config import Settings
 from worker.errors import NotFound
@@ -22,21 +27,51 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("job_id", nargs="?", metavar="JOB_ID")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="show it again every --interval seconds until Ctrl-C (redrawn in place on a "
+        "terminal; with --json one JSON object a line); Redis going away is shown, not fatal",
+    )
+    parser.add_argument(
+        "--interval", type=positive_seconds, default=2.0, metavar="S", help="default 2"
+    )
     parser.set_defaults(run=run)
 
 
+def positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"seconds above 0, e.g. 0.5: {text!r}")
+    return seconds
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    client = redis_client(settings)
+    read: Callable[[redis.Redis], dict[str, Any]]
+    render: Callable[[dict[str, Any]], str]
     if args.job_id is None:
-        data = overview(client, settings).model_dump(mode="json")
-        print_json(data) if args.json else print(format_overview(data))
-        return 0
-    detail = job_detail(client, args.job_id)
-    if detail is None:
-        raise NotFound(f"no job {args.job_id} (unknown, or expired after the retention period)")
-    shown = detail.shown()
-    print_json(shown) if args.json else print(format_job(shown))
+        read, render = partial(read_overview, settings=settings), format_overview
+    else:
+        read, render = partial(read_job, job_id=args.job_id), format_job
+    if args.watch:
+        return watch.run(watch.Snapshots(settings, read, render, args.json), args.interval)
+    data = read(redis_client(settings))
+    print_json(data) if args.json else print(render(data))
     return 0
+
+
+def read_overview(client: redis.Redis, settings: Settings) -> dict[str, Any]:
+    return overview(client, settings).model_dump(mode="json")
+
+
+def read_job(client: redis.Redis, job_id: str) -> dict[str, Any]:
+    detail = job_detail(client, job_id)
+    if detail is None:
+        raise NotFound(f"no job {job_id} (unknown, or expired after the retention period)")
+    return detail.shown()
 
 
 def format_overview(data: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cli import serve
+from cli.logs import announce
 from cli.processes import DEFAULT_SANDBOX_PORT, SANDBOX_TOKEN_ENV, sandbox_pozvonim_account
 from cli.stack import StackLock
 from config import Settings
@@ -85,20 +86,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         lines = _start(args, settings, children)
         ctq = _ctq_command()
         example = '\'{"routeKey": "rk", "phone": "79991234567"}\''
-        print("ctq is up\n  " + "\n  ".join(lines), flush=True)
-        print(
+        announce(settings, "ctq is up\n  " + "\n  ".join(lines))
+        announce(
+            settings,
             f"In another terminal, same directory: {ctq} enqueue callback {example} && "
             f"{ctq} status\nCtrl-C stops everything.",
-            flush=True,
         )
-        _wait_for_exit(children)
+        _wait_for_exit(settings, children)
     finally:
         _stop_all(children)
         if embedded:
             # Ours to stop: this process holds the data directory's stack lock.
             embedded_redis.stop(settings.data_dir)
+        (settings.data_dir / serve.API_KEY_FILE).unlink(missing_ok=True)
         lock.release()
-        print("ctq is down", flush=True)
+        announce(settings, "ctq is down")
     return 0
 
 
@@ -153,12 +155,12 @@ def _ctq_command() -> str:
     return os.path.relpath(ours) if ours.is_relative_to(Path.cwd()) else str(ours)
 
 
-def _wait_for_exit(children: dict[str, subprocess.Popen[bytes]]) -> None:
+def _wait_for_exit(settings: Settings, children: dict[str, subprocess.Popen[bytes]]) -> None:
     """Until Ctrl-C or SIGTERM, or until a child exits by itself."""
     while not STOP.wait(0.5):
         for name, proc in children.items():
             if proc.poll() is not None:
-                print(f"{name} exited with status {proc.returncode}; stopping", flush=True)
+                announce(settings, f"{name} exited with status {proc.returncode}; stopping")
                 return
 
 

@@ -6,6 +6,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
@@ -91,6 +92,23 @@ class Settings(BaseSettings):
     # Comma-separated; a secret like the tokens: never logged, never echoed.
     api_keys: SecretStr | None = Field(None, validation_alias="CTQ_API_KEYS")
     api_max_body_bytes: int = Field(8 * 2**20, ge=1024, validation_alias="CTQ_API_MAX_BODY_BYTES")
+    # Log lines as text for people, or one JSON object a line for log shippers.
+    log_format: Literal["text", "json"] = Field("text", validation_alias="CTQ_LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="CTQ_LOG_LEVEL"
+    )
+    # Flower's logins, "user:password[,user:password]": a secret, like the API keys.
+    flower_basic_auth: SecretStr | None = Field(None, validation_alias="FLOWER_BASIC_AUTH")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_in_any_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("rate_limit", "pozvonim_rate_limit")
     @classmethod

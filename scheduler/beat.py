@@ -11,6 +11,9 @@ from worker import keys
 
 DELAY_MOVER_INTERVAL = 1.0
 CAMPAIGN_INTERVAL = 5.0
+# The maintenance tasks beat sends as a clock ticks (logged at DEBUG); the nightly run is not
+# one of them: once a day, and it sends jobs.
+TICK_TASKS = frozenset({"ctq.move_due_jobs", "ctq.release_campaigns", "ctq.trim_dead_letters"})
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:

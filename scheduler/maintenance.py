@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,6 +12,10 @@ from scheduler.delay_mover import move_due
 from worker import deadletter, keys
 from worker.messages import MessageBuilder
 from worker.runtime import runtime_of
+
+# Beat sends these as a clock ticks; Celery's lines about them are DEBUG (cli.logs), so each
+# says at INFO only when it did something.
+log = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, name="ctq.move_due_jobs")
@@ -27,9 +32,11 @@ def move_due_jobs(self: Task[Any, Any]) -> int:
 @shared_task(bind=True, name="ctq.trim_dead_letters")
 def trim_dead_letters(self: Task[Any, Any]) -> int:
     rt = runtime_of(self.app)
-    return deadletter.purge_older_than(
-        rt.redis, time.time() - rt.settings.dlq_retention_days * 86400
-    )
+    days = rt.settings.dlq_retention_days
+    removed = deadletter.purge_older_than(rt.redis, time.time() - days * 86400)
+    if removed:
+        log.info("%d dead letter(s) older than %d days deleted", removed, days)
+    return removed
 
 
 @shared_task(bind=True, name="ctq.nightly")
@@ -51,6 +58,10 @@ def release_campaigns(self: Task[Any, Any]) -> dict[str, int]:
 
     rt = runtime_of(self.app)
     with Producer(rt.settings, app=self.app) as producer:
-        return campaigns.release_due(
+        released = campaigns.release_due(
             producer, campaigns.utcnow(), rt.settings.campaign_phone_interval
         )
+    for name, count in released.items():
+        if count:
+            log.info("campaign %s: %d callback(s) released", name, count)
+    return released

@@ -53,6 +53,7 @@ class Staged:
     entries: list[str] = field(default_factory=list)  # JSON, in input order
     payloads: dict[str, str] = field(default_factory=dict)  # job id -> payload
     messages: dict[str, str] = field(default_factory=dict)  # job id -> kombu's message
+    events: dict[str, str] = field(default_factory=dict)  # job id -> its task-sent event
 
 
 class Batch:
@@ -83,6 +84,8 @@ class Batch:
         self.answer = Enqueued()
         self.staged = 0
         self._pending: list[Job] = []
+        # Where the task-sent events go (kombu's fanout topic), once one is staged.
+        self._events_channel = ""
 
     def add(self, job: Job) -> None:
         """Take the next job of the input (written once a chunk is full)."""
@@ -148,7 +151,7 @@ class Batch:
         staged.payloads[job_id] = str(fields.pop("payload"))
         del fields["state"]  # set by the commit: queued, or delayed
         target = keys.queue(kind.lane, self.account)
-        [(command, (queue, body))] = self.builder.commands(kind.task_name, job_id, target)
+        command, (queue, body) = self.builder.message(kind.task_name, job_id, target)
         if command != "lpush":
             raise RuntimeError(f"kombu published with {command}, not lpush: cannot stage it")
         staged.messages[job_id] = body
@@ -164,6 +167,8 @@ class Batch:
         }
         staged.entries.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
         self.answer.append(job_id)
+        for _, (channel, event) in self.builder.sent_event(kind.task_name, job_id, kind.lane):
+            self._events_channel, staged.events[job_id] = channel, event
 
     def _write(self, staged: Staged) -> None:
         # Not a transaction: the staging area is invisible until the commit, and an EXEC
@@ -172,13 +177,20 @@ class Batch:
             pipe.rpush(keys.batch(self.id), *staged.entries)
             pipe.hset(keys.batch_payloads(self.id), mapping=staged.payloads)  # type: ignore[arg-type]
             pipe.hset(keys.batch_messages(self.id), mapping=staged.messages)  # type: ignore[arg-type]
+            if staged.events:
+                pipe.hset(keys.batch_events(self.id), mapping=staged.events)  # type: ignore[arg-type]
             for key in self._staging_keys():
                 pipe.expire(key, self.ttl)
             pipe.execute()
         self.staged += len(staged.entries)
 
     def _staging_keys(self) -> list[str]:
-        return [keys.batch(self.id), keys.batch_payloads(self.id), keys.batch_messages(self.id)]
+        return [
+            keys.batch(self.id),
+            keys.batch_payloads(self.id),
+            keys.batch_messages(self.id),
+            keys.batch_events(self.id),
+        ]
 
     def commit(self) -> Enqueued:
         """Make every staged job visible at once; the input's job ids, in order.
@@ -194,15 +206,22 @@ class Batch:
             with self.client.pipeline(transaction=True) as pipe:
                 script(pipe, "commit_batch")(
                     keys=[
-                        *self._staging_keys(),
+                        *self._staging_keys()[:3],
                         keys.STATS,
                         keys.DELAYED,
                         keys.batch_receipt(self.id),
                         keys.jobs_in(jobstore.State.QUEUED),
                         keys.jobs_in(jobstore.State.DELAYED),
+                        keys.batch_events(self.id),
                         keys.account_stats(self.account),
                     ],
-                    args=[self.staged, f"{time.time():.6f}", self.window, RECEIPT_TTL],
+                    args=[
+                        self.staged,
+                        f"{time.time():.6f}",
+                        self.window,
+                        RECEIPT_TTL,
+                        self._events_channel,
+                    ],
                 )
                 [reply] = pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -64,6 +64,12 @@ def create_app(settings: Settings, url: str | None = None) -> CtqApp:
             # With REDIS_URL=sentinel://..., the group whose primary the sentinels name.
             "master_name": settings.sentinel_master,
         },
+        # Task events, for Flower: a worker's main process publishes received, started and
+        # succeeded/failed for each task (a few PUBLISHes, off the path to a permit); the
+        # producer publishes task-sent as it enqueues (worker/messages.py):
+        # https://docs.celeryq.dev/en/stable/userguide/monitoring.html#events
+        worker_send_task_events=True,
+        task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
         # Redis full (OOM under noeviction) or a read-only replica after a failover are
         # "channel errors" to kombu, fatal to the consumer by default; the worker must wait

@@ -183,6 +183,12 @@ def batch_messages(batch_id: str) -> str:
     return f"{batch(batch_id)}:messages"
 
 
+def batch_events(batch_id: str) -> str:
+    """Hash of the staged jobs' task-sent events (job id -> kombu's message), published by the
+    commit for the jobs it queues."""
+    return f"{batch(batch_id)}:events"
+
+
 def batch_receipt(batch_id: str) -> str:
     return f"{batch(batch_id)}:receipt"
 

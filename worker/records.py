@@ -7,6 +7,7 @@ does, while it rides out an outage): the job lands in the same place.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from tasks.kind import JobKind
@@ -31,6 +32,7 @@ def done(rt: Runtime, kind: JobKind, job: Job, verdict: Verdict) -> str:
         last=verdict.describe(),
         result=kind.results(verdict.body),
     )
+    log_outcome(job, "done", verdict.describe())
     return State.DONE
 
 
@@ -42,6 +44,7 @@ def hold(rt: Runtime, job: Job, breaker: Breaker) -> str:
         breaker.hold(pipe, job.id, now)
         jobstore.transition(pipe, job.id, State.PAUSED, now=now, last=last)
         pipe.execute()
+    log_outcome(job, "paused", last, last.message)
     return State.PAUSED
 
 
@@ -63,7 +66,9 @@ def park(
             pipe, job.id, State.DELAYED, attempt=attempt, now=rt.clock(), last=last, due_at=due_at
         )
         pipe.execute()
-    log.info("job %s parked until %s: %s", job.id, due_at, why)
+    # A probe parked while its lane is paused is, to the reader, a paused job.
+    outcome = "paused" if last.outcome == "pause" else "delayed"
+    log_outcome(job, outcome, last, f"{why}; until {_when(due_at)}")
     return State.DELAYED
 
 
@@ -71,6 +76,7 @@ def requeued(rt: Runtime, job: Job, why: str) -> None:
     """The job is queued again (its message goes back on its queue: the caller's part)."""
     last = no_answer("retry", "limiter", why)
     jobstore.transition(rt.redis, job.id, State.QUEUED, now=rt.clock(), last=last)
+    log_outcome(job, "requeued", last, why)
 
 
 def no_answer(outcome: str, reason: str, message: str) -> LastOutcome:
@@ -107,7 +113,44 @@ def dead_letter(
             last=last,
         )
         pipe.execute()
+    answer = LastOutcome("dead", str(failure.get("policy", "")), last["http_status"], last["code"])
+    log_outcome(job, "dead", answer, str(failure["reason"]))
     return State.DEAD
+
+
+def log_outcome(job: Job, outcome: str, last: LastOutcome, why: str = "") -> None:
+    """The one INFO line of a job's outcome: its id, kind, outcome, what the API answered
+    (the policy's name for it, HTTP status, code) and why. Never the payload nor the API's
+    free text: either may quote personal data."""
+    answer = " ".join(
+        part
+        for part in (
+            last.reason,
+            f"HTTP {last.http_status}" if last.http_status else "",
+            f"code {last.code}" if last.code is not None else "",
+        )
+        if part
+    )
+    log.info(
+        "job %s %s %s: %s%s",
+        job.id,
+        job.kind,
+        outcome,
+        answer,
+        f" ({why})" if why else "",
+        extra={
+            "job_id": job.id,
+            "kind": job.kind,
+            "outcome": outcome,
+            "reason": why or last.reason,
+            "http_status": last.http_status,
+            "code": last.code,
+        },
+    )
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def keep_seconds(rt: Runtime) -> int:

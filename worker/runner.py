@@ -78,7 +78,7 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
         log.warning("job %s not found (expired or purged); message dropped", job_id)
         return None
     if job.state in TERMINAL:
-        log.info("job %s is already %s; not sent again", job_id, job.state)
+        log.debug("job %s is already %s; not sent again", job_id, job.state)
         return job.state
     lease = Lease(rt.redis, job_id, rt.settings.lease_seconds)
     # Nothing is sent yet: wait out a full or restarting Redis rather than bounce the message.
@@ -91,7 +91,7 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
         # Another worker runs it (or died running it): look again when its lease ends.
         due = rt.clock() + max(1000, int(rt.redis.pttl(lease.name))) / 1000
         delays.park(rt.redis, job_id, due)
-        log.info("job %s is leased by another worker; looking again at %s", job_id, due)
+        log.debug("job %s is leased by another worker; looking again at %s", job_id, due)
         return job.state
     if rt.heartbeat:
         rt.heartbeat.hold(lease)
@@ -171,7 +171,8 @@ class JobRun:
         rt, job = self.rt, self.job
         moved = jobstore.transition(rt.redis, job.id, State.RUNNING, now=rt.clock())
         if moved is not None and moved[0] == State.CANCELLED:
-            log.info("job %s was cancelled; not sent", job.id)
+            why = "cancelled before it was sent"
+            records.log_outcome(job, "cancelled", records.no_answer("cancelled", "cancel", why))
             return State.CANCELLED
         self.claim = claim = self.via.claim(self.kind.name, job.lane)
         window = self.via.limiter.window_us / 1_000_000
@@ -228,7 +229,7 @@ class JobRun:
         if self.via.client.after(verdict):
             return 0.0  # fixed on our side (a renewed token): a new permit, not an attempt
         step = self._step(verdict)
-        log.info(
+        log.debug(
             "job %s %s: %s %s -> %s",
             job.id,
             self.kind.name,
@@ -237,6 +238,7 @@ class JobRun:
             step.action,
         )
         if step.action is Action.REPERMIT:
+            log.warning("job %s: HTTP 429; this limiter pauses for every worker", job.id)
             self.via.limiter.pause(verdict.retry_after)
             return 0.0
         if step.action is Action.PAUSE:
@@ -271,6 +273,8 @@ class JobRun:
             rt.redis, job.id, State.RETRYING, attempt=True, now=rt.clock(), last=last
         )
         self.attempts = attempts
+        why = f"{step.reason}; attempt {attempts} of {rt.settings.max_attempts}"
+        records.log_outcome(job, "retry", last, f"{why}, again in {step.delay:.1f} s")
         return step.delay
 
     def _step(self, verdict: Verdict) -> Step:

@@ -258,14 +258,16 @@ def test_sigterm_lets_in_flight_jobs_finish_and_loses_nothing(
     assert sent_ok(sandbox) == Counter(phones)
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_key_log_record_or_status_output_holds_the_token(
     redis_url: str,
     sandbox: RunningSandbox,
     start_worker: StartWorker,
     start_beat: Callable[..., Any],
     tmp_path: Path,
+    log_format: str,
 ) -> None:
-    env = env_for(redis_url, sandbox, tmp_path / "data")
+    env = env_for(redis_url, sandbox, tmp_path / "data", CTQ_LOG_FORMAT=log_format)
     start_beat(env)
     worker = start_worker(env, "-l", "DEBUG")
     path = tmp_path / "mixed.jsonl"
@@ -285,6 +287,9 @@ def test_no_key_log_record_or_status_output_holds_the_token(
     assert TEST_TOKEN.encode() not in stored
     for text in (*outputs, *logs):
         assert TEST_TOKEN not in text
+    if log_format == "json":  # every line an object, DEBUG and Celery's own lines too
+        lines = [json.loads(line) for text in logs for line in text.splitlines()]
+        assert {"worker.records", "celery.app.trace", "celery.beat"} <= {x["logger"] for x in lines}
 
 
 def test_points_reserved_by_a_killed_worker_come_back_by_themselves(

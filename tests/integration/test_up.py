@@ -170,8 +170,8 @@ def test_ctrl_c_lets_the_jobs_in_flight_finish_before_the_sandbox_stops(data_dir
         assert up.wait(90) == 0
         said = log.read_text()
         for job_id in job_ids:
-            assert f"job {job_id} callback: http_2xx OK -> finish" in said, said[-3000:]
-        assert "-> retry" not in said
+            assert f"job {job_id} callback done: http_2xx HTTP 200" in said, said[-3000:]
+        assert " retry: " not in said
     finally:
         stop_process_group(up)
 
@@ -197,3 +197,39 @@ def _api_answers(url: str) -> bool:
         return requests.get(f"{url}/healthz", timeout=1).ok
     except requests.ConnectionError:
         return False
+
+
+def test_in_json_mode_every_line_is_an_object_and_the_api_key_is_in_a_file(
+    data_dir: Path,
+) -> None:
+    env = ctq_env(CTQ_DATA_DIR=str(data_dir), CTQ_LOG_FORMAT="json")
+    log = data_dir.parent / "up.log"
+    up = start_up(env, log)
+    try:
+        wait_for(lambda: "ready." in log.read_text() or up.poll() is not None, timeout=60)
+        said = [json.loads(line)["message"] for line in log.read_text().splitlines()]
+        [api_line] = [line for line in said if line.startswith("http-api http")]
+        [(api_url, key_file)] = re.findall(r"http-api (http://\S+)  key in (\S+)", api_line)
+        assert Path(key_file).stat().st_mode & 0o777 == 0o600
+        key = Path(key_file).read_text().strip()
+        wait_for(lambda: _api_answers(api_url), timeout=30)
+        sent = requests.post(
+            f"{api_url}/v1/jobs/callback",
+            json={"routeKey": "rk", "phone": "79991234567"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert sent.status_code == 202, sent.text
+        [job_id] = sent.json()["job_ids"]
+        wait_for(lambda: f"job {job_id} callback done" in log.read_text(), timeout=30)
+        os.killpg(up.pid, signal.SIGINT)
+        assert up.wait(60) == 0
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        loggers = {line["logger"] for line in lines}
+        assert {"ctq", "celery.apps.worker", "celery.beat", "uvicorn.access"} <= loggers
+        [outcome] = [line for line in lines if line.get("job_id") == job_id]
+        assert (outcome["kind"], outcome["outcome"]) == ("callback", "done")
+        assert key not in log.read_text()
+        assert not Path(key_file).exists()  # the run's key ends with the run
+    finally:
+        stop_process_group(up)

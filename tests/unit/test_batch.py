@@ -212,7 +212,7 @@ def test_a_staging_area_left_behind_expires_and_cannot_be_committed_after(
     batch = Batch(real_redis, builder, Problems(), window=60, ttl=1)
     for n in range(100):
         batch.add((KINDS["pool-update"], pool_update(n), None))  # a full chunk: written
-    assert len(staged_keys(real_redis)) == 3  # jobs, payloads, messages
+    assert len(staged_keys(real_redis)) == 4  # jobs, payloads, messages, task-sent events
     assert all(0 < real_redis.pttl(k) <= 1000 for k in staged_keys(real_redis))
     wait_for(lambda: real_redis.dbsize() == 0, timeout=5, interval=0.1)  # the producer died
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -158,3 +159,44 @@ def test_replay_refuses_a_payload_that_no_longer_validates(
     ]
     assert [r["id"] for r in deadletter.all_records(real_redis)] == ["old2"]
     assert select(deadletter.all_records(real_redis), [], code=None)[0]["id"] == "old2"
+
+
+def sent_events(pubsub: redis.client.PubSub) -> list[dict]:
+    """The task-sent events published so far, as Flower decodes them."""
+    events = []
+    while message := pubsub.get_message(timeout=0.5):
+        if message["type"] == "pmessage":
+            envelope = json.loads(message["data"])
+            events.append(json.loads(base64.b64decode(envelope["body"])))
+    return events
+
+
+def test_each_job_queued_publishes_one_task_sent_event_for_flower(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    pubsub = real_redis.pubsub()
+    pubsub.psubscribe("*celeryev/task.sent")
+    pubsub.get_message(timeout=1)  # the subscription's confirmation
+    first = producer.pool_update(
+        {"phoneNumber": "74950000001", "poolName": "p"}, idempotency_key="o1"
+    )
+    again = producer.pool_update(
+        {"phoneNumber": "74950000001", "poolName": "p"}, idempotency_key="o1"
+    )
+    later = producer.callback({"routeKey": "rk", "phone": "79991234567"}, not_before=4e9)
+    assert again == first  # enqueued once: one event
+    [event] = sent_events(pubsub)
+    assert event["type"] == "task-sent" and event["uuid"] == first
+    assert (event["name"], event["queue"]) == ("ctq.pool_update", keys.REALTIME)
+    assert event["kwargs"] == repr({"job_id": first})
+
+    builder = MessageBuilder(producer.app)
+    assert move_due(real_redis, builder, now=4e9) == 1  # the delayed job's turn comes
+    builder.close()
+    [event] = sent_events(pubsub)
+    assert (event["uuid"], event["name"]) == (later, "ctq.callback")
+
+    producer.app.conf.task_send_sent_event = False
+    producer.callback({"routeKey": "rk", "phone": "79991234568"})
+    assert sent_events(pubsub) == []
+    pubsub.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 from typing import Any
@@ -427,3 +428,62 @@ def test_a_job_cancelled_just_as_a_worker_takes_it_is_not_sent(
     assert run_job(runtime, callback.KIND, "job1") == State.CANCELLED
     assert runtime.calltouch.sent == []
     assert jobstore.state_of(runtime.redis, "job1") == State.CANCELLED
+
+
+def outcome_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("worker") and r.levelno == logging.INFO]
+
+
+@pytest.mark.parametrize(
+    ("answers", "outcomes"),
+    [
+        ([answer(200)], ["done"]),
+        ([answer(400, {"data": {"apiErrorData": {"errorCode": 10003}}})], ["dead"]),
+        ([answer(503), answer(200)], ["retry", "done"]),
+        ([answer(401)], ["paused"]),
+        ([answer(402, {"data": {"apiErrorData": {"errorCode": 10099}}})], ["delayed"]),
+        ([answer(429), answer(200)], ["done"]),  # a 429 is the limiter's, not the job's
+    ],
+)
+def test_each_outcome_of_a_job_is_one_info_line_with_its_id_kind_and_why_not_its_payload(
+    runtime: Runtime,
+    caplog: pytest.LogCaptureFixture,
+    answers: list[requests.Response],
+    outcomes: list[str],
+) -> None:
+    caplog.set_level(logging.INFO)
+    runtime.calltouch = CannedApi(*answers)
+    add_job(runtime, callback.KIND, CALLBACK)
+    run_job(runtime, callback.KIND, "job1")
+    lines = outcome_lines(caplog)
+    assert [(r.job_id, r.kind, r.outcome) for r in lines] == [  # type: ignore[attr-defined]
+        ("job1", "callback", outcome) for outcome in outcomes
+    ]
+    for record in lines:
+        said = record.getMessage()
+        assert said.startswith(f"job job1 callback {record.outcome}: ")  # type: ignore[attr-defined]
+        assert CALLBACK["phone"] not in said and CALLBACK["routeKey"] not in said.split(":")[0]
+
+
+def test_a_job_cancelled_as_it_is_taken_and_a_held_job_each_say_so_once(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO)
+    add_job(runtime, callback.KIND, CALLBACK, job_id="job1")
+    take = Lease.acquire
+
+    def take_then_cancelled(lease: Lease) -> bool:
+        took = take(lease)
+        list(cancel_jobs(runtime.redis, ["job1"], now=NOW, keep_seconds=60))
+        return took
+
+    monkeypatch.setattr(Lease, "acquire", take_then_cancelled)
+    assert run_job(runtime, callback.KIND, "job1") == State.CANCELLED
+    monkeypatch.setattr(Lease, "acquire", take)
+    Breaker(runtime.redis, "s1", keys.REALTIME).open(
+        "other", "account-level: x", LastOutcome("pause", "http_401"), NOW, 300
+    )
+    add_job(runtime, callback.KIND, CALLBACK, job_id="job2")
+    assert run_job(runtime, callback.KIND, "job2") == State.PAUSED
+    said = [(r.job_id, r.outcome) for r in outcome_lines(caplog)]  # type: ignore[attr-defined]
+    assert said == [("job1", "cancelled"), ("job2", "paused")]

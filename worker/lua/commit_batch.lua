@@ -3,7 +3,9 @@
 -- KEYS[1] staged jobs (list, one JSON entry a job)   KEYS[2] their payloads (hash, id -> text)
 -- KEYS[3] their messages (hash, id -> kombu's message)   KEYS[4] stats hash   KEYS[5] delay zset
 -- KEYS[6] receipt of this commit   KEYS[7], KEYS[8] index of the queued, of the delayed jobs
--- KEYS[9] stats hash of the batch's account
+-- KEYS[9] their task-sent events (hash, id -> kombu's message; empty with events off), published
+-- on ARGV[5] (kombu's fanout topic) for each job queued: Flower learns of exactly these.
+-- KEYS[10] stats hash of the batch's account
 -- An entry: {id, pos, record = job hash key, fields = {name, value, ...}, key = idempotency
 -- key or '', value = 'id fingerprint', queue, due = unix time or ''}.
 -- Returns {'ok', dropped id, id that holds its key, ...}: a job whose key is held already (by
@@ -15,6 +17,7 @@ local staged = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local receipt_ttl = tonumber(ARGV[4])
+local events_channel = ARGV[5]
 
 local PAGE = 500 -- entries decoded at a time, to bound the script's memory
 
@@ -76,6 +79,10 @@ each_job(function(job)
     redis.call('ZADD', KEYS[5], job.due, job.id)
   else
     redis.call('LPUSH', job.queue, redis.call('HGET', KEYS[3], job.id))
+    local event = events_channel ~= '' and redis.call('HGET', KEYS[9], job.id)
+    if event then
+      redis.call('PUBLISH', events_channel, event)
+    end
   end
   redis.call('ZADD', index, now, job.id)
   local payload = redis.call('HGET', KEYS[2], job.id)
@@ -84,8 +91,8 @@ each_job(function(job)
 end)
 for state, count in pairs(counts) do
   redis.call('HINCRBY', KEYS[4], state, count)
-  redis.call('HINCRBY', KEYS[9], state, count)
+  redis.call('HINCRBY', KEYS[10], state, count)
 end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[9])
 redis.call('SET', KEYS[6], table.concat(reply, ' '), 'EX', receipt_ttl)
 return reply

@@ -40,8 +40,10 @@ class MessageBuilder:
         self.app = app
         # Fail fast: a producer facing a dead Redis must report it, not retry for seconds.
         self._connection = app.connection_for_write(transport_options={"max_retries": 1})
+        self.sends_events = bool(app.conf.task_send_sent_event)
         # Only for its host name, exchange and serializer: it sends nothing itself.
         self._events = app.events.Dispatcher(connection=self._connection, enabled=False)
+        self._exchange_declared = False
 
     def commands(self, task_name: str, job_id: str, queue: str) -> list[Command]:
         """The commands that put task ``task_name(job_id=job_id)`` on ``queue`` (task id =
@@ -89,20 +91,18 @@ class MessageBuilder:
             utcoffset=utcoffset(),
         )
         content_type, encoding, body = serialization.dumps(event, dispatcher.serializer)
-        message = self._channel.prepare_message(
+        channel, exchange = self._channel, dispatcher.exchange
+        message = channel.prepare_message(
             body, 0, content_type, encoding, dispatcher.headers, {"delivery_mode": 1}
         )
-        exchange = dispatcher.exchange
-        self._channel.exchange_declare(exchange.name, exchange.type, durable=True)
+        if not self._exchange_declared:  # kombu routes by the exchange's type, kept in memory
+            channel.exchange_declare(exchange.name, exchange.type, durable=True)
+            self._exchange_declared = True
         collector = _CommandCollector()
-        self._channel.basic_publish(
+        channel.basic_publish(
             message, exchange=exchange.name, routing_key="task.sent", _publish_batch=collector
         )
         return collector.commands
-
-    @property
-    def sends_events(self) -> bool:
-        return bool(self.app.conf.task_send_sent_event)
 
     @property
     def _channel(self) -> Any:

@@ -30,8 +30,11 @@ FIELDS = ("job_id", "kind", "outcome", "reason", "http_status", "code")
 JOB_TASKS = frozenset(kind.task_name for kind in KINDS.values())
 # celery.beat logs each entry it sends with this format (a literal there, not a constant).
 BEAT_SENDING = "Scheduler: Sending due task %s (%s)"
-# Polled by health checks, Prometheus and load balancers: one access line each is a tick.
-POLLED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Polled by health checks, Prometheus, load balancers and an open dashboard (its live parts,
+# every 2 and 10 s): one access line each is a tick.
+POLLED_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/dashboard/live", "/dashboard/campaigns"}
+)
 
 
 def configure(settings: Settings) -> None:

@@ -50,6 +50,7 @@ TICKS = [
     record("celery.worker.strategy", LOG_RECEIVED, ({"id": "abc", "name": "ctq.comment"},)),
     access("GET", "/healthz", 200),
     access("GET", "/metrics", 200),
+    access("GET", "/dashboard/live", 200),  # an open dashboard, every 2 s
 ]
 NOT_TICKS = [
     record("celery.beat", logs.BEAT_SENDING, ("nightly-lead-tagging", "ctq.nightly")),
@@ -59,6 +60,7 @@ NOT_TICKS = [
     record("celery.beat", "beat: Starting...", ()),
     access("GET", "/readyz", 503),
     access("POST", "/v1/jobs/callback", 202),
+    access("POST", "/dashboard/resume", 200),
     record("worker.records", "job %s callback done", ("abc",)),
 ]
 

@@ -49,6 +49,11 @@ DECAY_EVERY = 10
 DECAY_STEP_US = 10_000
 # Until 5 round trips are measured, the margin assumes a spread of up to this much.
 SLOW_START_US = 150_000
+# A bulk job waiting for a free slot looks this often for a callback waiting for a process,
+# and gives its process to it at once: the first to see it claims it for 250 ms, time for the
+# freed process to take the message, so one bulk job, not all, steps aside per callback.
+CALLBACK_LOOK_EVERY = 0.02
+GIVE_WAY_CLAIM_MS = 250
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,9 @@ class Permit:
     def reservation(self) -> str:
         """The member of the points reservation this permit made."""
         return f"{self.member}/{self.claim.cost}"
+
+
+GIVE_WAY = ComeBack(0.0, "a callback was waiting for a worker: gave way", give_way=True)
 
 
 class Limiter:
@@ -201,7 +209,7 @@ class Limiter:
             if status is Booking.POINTS_SPENT:
                 return None
             if status is Booking.YIELD:
-                return ComeBack(0.0, "a callback was waiting for a worker: gave way", give_way=True)
+                return GIVE_WAY
             if status is Booking.BOOKED and slot <= now:
                 return Permit(member, slot, claim)
             delay = (slot - now) / 1_000_000
@@ -212,6 +220,10 @@ class Limiter:
                     delay,
                     f"the limiter's next slot is {delay:.1f} s away, longer than a worker waits",
                 )
+            if status is Booking.COME_BACK and lane == keys.BULK:
+                if self._callback_arrives_within(delay):
+                    return GIVE_WAY
+                continue
             started = time.monotonic()
             self.sleep(delay)
             late = time.monotonic() - started - delay
@@ -221,6 +233,18 @@ class Limiter:
             if late * 1_000_000 <= self.lateness_us:
                 return permit
             self.cancel(permit)
+
+    def _callback_arrives_within(self, seconds: float) -> bool:
+        """Sleep ``seconds``, unless a callback's message waits for a process meanwhile and
+        this job is the one to give way to it (True)."""
+        ends = time.monotonic() + seconds
+        while (left := ends - time.monotonic()) > 0:
+            self.sleep(min(left, CALLBACK_LOOK_EVERY))
+            if self.client.exists(*self.realtime_queues) and self.client.set(
+                f"{self.key}:giving-way", os.getpid(), nx=True, px=GIVE_WAY_CLAIM_MS
+            ):
+                return True
+        return False
 
     def cancel(self, permit: Permit) -> None:
         """Give back a booked permit that was not used, and the points it reserved."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.helpers import WorkerProcess, run_ctq, wait_for
 from tests.integration import limiter_clients as clients
 from worker import jobstore, keys
 from worker.ledger import Ledger, day_of, next_reset
-from worker.limiter import Booking, Permit
+from worker.limiter import Booking, ComeBack, Permit
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +254,29 @@ def test_bulk_permits_are_shared_fairly_between_the_accounts_asking(
     total = sum(per_account.values())
     for account, share in expected.items():
         assert abs(per_account[account] / total - share) < 0.12, per_account
+
+
+def test_a_callback_arriving_while_bulk_jobs_wait_for_a_slot_gets_one_process_at_once(
+    redis_url: str, real_redis: redis.Redis
+) -> None:
+    """Two bulk jobs wait out a 1.5 s pause; a callback's message appears for 0.2 s of it.
+    Exactly one of them gives its process to the callback while the message waits (not only
+    when the pause ends: by then the message is gone), the other books its permit after."""
+    clients.make_limiter(redis_url).pause(1.5)
+    answers: list[object] = []
+
+    def bulk_job() -> None:
+        answers.append(clients.make_limiter(redis_url).acquire(keys.BULK, clients.NO_POINTS))
+
+    waiting = [threading.Thread(target=bulk_job) for _ in range(2)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.2)
+    real_redis.lpush(keys.REALTIME, "a callback's message")
+    time.sleep(0.2)
+    real_redis.delete(keys.REALTIME)  # a freed process took it
+    for thread in waiting:
+        thread.join(timeout=30)
+    gave_way = [a for a in answers if isinstance(a, ComeBack) and a.give_way]
+    assert len(gave_way) == 1, answers
+    assert sum(isinstance(a, Permit) for a in answers) == 1, answers

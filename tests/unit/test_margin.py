@@ -52,7 +52,9 @@ def test_the_learned_margin_slows_the_pace_of_bookings(limiter: Limiter) -> None
     _, first, _ = limiter.book("realtime", NO_POINTS, "a")
     _, second, _ = limiter.book("realtime", NO_POINTS, "b")
     spread = int(150_000 * 101 / 99)  # 100 samples: the range, corrected for the sample size
-    assert second - first == -(-(1_000_000 + spread + 12_500) // 5)
+    assert limiter.snapshot()["margin_ms"] == round((spread + 12_500) / 1000, 1)
+    # At least one paced interval apart (more only if this process stalled between the two).
+    assert second - first >= -(-(1_000_000 + spread + 12_500) // 5)
 
 
 def test_a_429_widens_the_margin_once_and_calm_answers_narrow_it_slowly(limiter: Limiter) -> None:

@@ -22,7 +22,7 @@ from config import Settings
 from tasks.registry import KINDS
 from worker import keys
 from worker.celery_app import create_app
-from worker.limiter import ComeBack, Limiter, Permit, PointsClaim
+from worker.limiter import ALONE, ComeBack, Limiter, Permit, PointsClaim, Share
 from worker.runtime import CtqApp
 
 
@@ -32,7 +32,11 @@ class CeleryNativeLimiter(Limiter):
     ``self.retry(countdown=...)`` would."""
 
     def acquire(
-        self, lane: str, claim: PointsClaim, max_wait: float = math.inf
+        self,
+        lane: str,
+        claim: PointsClaim,
+        max_wait: float = math.inf,
+        share: Share = ALONE,
     ) -> Permit | ComeBack | None:
         return Permit(uuid.uuid4().hex, 0, claim)
 

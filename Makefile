@@ -35,7 +35,7 @@ integration: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy config worker tasks scheduler cli sandbox api
+	$(BIN)/mypy config worker tasks scheduler cli sandbox api benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

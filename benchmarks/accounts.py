@@ -35,7 +35,7 @@ def fair_share(stack: Stack, size: dict[str, int]) -> dict[str, Any]:
     """When are the two small accounts done, and how long do all the leads take?"""
     stack.reset()
     path = accounts_file(stack.directory)
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         REDIS_URL=stack.redis_server.url,
         CTQ_DATA_DIR=str(stack.directory / "data"),

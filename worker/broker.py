@@ -107,7 +107,7 @@ def install() -> None:
     kombu_redis.Channel.QoS = RecordingQoS
 
 
-LANE_RANK = {keys.MAINTENANCE: 0, keys.REALTIME: 1, keys.BULK: 2}
+LANE_RANK = {lane: rank for rank, lane in enumerate(keys.CONSUME_ORDER)}
 
 
 class LaneCycle(round_robin_cycle):  # type: ignore[type-arg]
@@ -120,4 +120,4 @@ class LaneCycle(round_robin_cycle):  # type: ignore[type-arg]
         # A list, not an iterator: kombu reads it once per priority step. The sort is stable:
         # within a lane the queues keep the order ``rotate`` gave them.
         items: list[str] = self.items or []
-        return sorted(items[:n], key=lambda name: LANE_RANK.get(keys.lane_of(name), 3))
+        return sorted(items[:n], key=lambda name: LANE_RANK.get(keys.lane_of(name), len(LANE_RANK)))

@@ -136,4 +136,9 @@ def counts(client: redis.Redis, account: str | None = None) -> dict[str, int]:
     account or of ``account`` (counted since ctq knew accounts)."""
     stats = keys.STATS if account is None else keys.account_stats(account)
     raw: dict[str, str] = client.hgetall(stats)  # type: ignore[assignment]
+    return state_counts(raw)
+
+
+def state_counts(raw: dict[str, str]) -> dict[str, int]:
+    """A stats hash as read (state -> count) with every state, none below zero."""
     return {state.value: max(0, int(raw.get(state.value, 0))) for state in State}

@@ -39,7 +39,7 @@ def queues(lane: str, accounts: Iterable[str]) -> list[str]:
 def consume_order(accounts: Iterable[str]) -> list[str]:
     """Every queue a worker takes from, in CONSUME_ORDER's lane order."""
     names = list(accounts)
-    return [MAINTENANCE, *queues(REALTIME, names), *queues(BULK, names)]
+    return [q for lane in CONSUME_ORDER for q in (queues(lane, names) if lane in LANES else [lane])]
 
 
 KOMBU_UNACKED = "unacked"  # hash: delivery tag -> [message, exchange, queue] (JSON)

@@ -136,10 +136,8 @@ class JobDetail(Record):
 def overview(client: redis.Redis, settings: Settings) -> Overview:
     """Queue depths, jobs in each state, dead letters, every limiter key, points today."""
     paused = open_breakers(client)
-    accounts = {
-        account.name: account_status(client, settings, account, paused)
-        for account in settings.accounts.values()
-    }
+    points = points_today(client, settings)
+    accounts = account_statuses(client, settings, paused, points)
     lanes = {lane: sum(shown.queues[lane] for shown in accounts.values()) for lane in keys.LANES}
     return Overview.model_validate(
         {
@@ -148,7 +146,7 @@ def overview(client: redis.Redis, settings: Settings) -> Overview:
             "jobs": jobstore.counts(client),
             "dead_letters": deadletter.count(client),
             "limiters": limiters(client, settings),
-            "points_today": points_today(client, settings),
+            "points_today": points,
             "paused": paused,
             "staged_leads": sum(shown.staged_leads for shown in accounts.values()),
             "beat_last_tick": float(client.get(keys.BEAT_TICK) or 0) or None,
@@ -159,38 +157,54 @@ def overview(client: redis.Redis, settings: Settings) -> Overview:
     )
 
 
-def account_status(
-    client: redis.Redis, settings: Settings, account: Account, paused: list[dict[str, Any]]
-) -> AccountStatus:
+def account_statuses(
+    client: redis.Redis,
+    settings: Settings,
+    paused: list[dict[str, Any]],
+    points: dict[str, dict[str, Any]],
+) -> dict[str, AccountStatus]:
+    """Every account's queues, jobs and staged leads (one round trip for all of them), its
+    points (``points``, read once per site) and its paused lanes."""
+    accounts = list(settings.accounts.values())
     with client.pipeline(transaction=False) as pipe:
-        for lane in keys.LANES:
-            pipe.llen(keys.queue(lane, account.name))
-        pipe.llen(keys.staged_comments(account.name))
-        *depths, staged = pipe.execute()
-    return AccountStatus(
-        site=account.site,
-        weight=account.weight,
-        queues=dict(zip(keys.LANES, depths, strict=True)),
-        jobs=jobstore.counts(client, account.name),
-        points_today=PointsToday(**Ledger(client, settings, time.time, account).today()),
-        paused_lanes=[lane["lane"] for lane in paused if lane["site"] == account.site],
-        staged_leads=staged,
-    )
+        for account in accounts:
+            for lane in keys.LANES:
+                pipe.llen(keys.queue(lane, account.name))
+            pipe.llen(keys.staged_comments(account.name))
+            pipe.hgetall(keys.account_stats(account.name))
+        read = iter(pipe.execute())
+    shown = {}
+    for account in accounts:
+        depths = [next(read) for _ in keys.LANES]
+        staged, stats = next(read), next(read)
+        today = points.get(account.site) or Ledger(client, settings, time.time, account).today()
+        shown[account.name] = AccountStatus(
+            site=account.site,
+            weight=account.weight,
+            queues=dict(zip(keys.LANES, depths, strict=True)),
+            jobs=jobstore.state_counts(stats),
+            points_today=PointsToday(**today),
+            paused_lanes=[lane["lane"] for lane in paused if lane["site"] == account.site],
+            staged_leads=staged,
+        )
+    return shown
 
 
 def points_today(client: redis.Redis, settings: Settings) -> dict[str, dict[str, Any]]:
     """Per site a worker has sent for: points used, reserved and left today."""
     sites: set[str] = client.smembers(keys.SITES)  # type: ignore[assignment]
-    by_site = {account.site: account for account in settings.accounts.values()}
-    ledgers = {
-        site: Ledger(client, settings, time.time, by_site.get(site) or stranger(site, settings))
+    return {
+        site: Ledger(client, settings, time.time, account_of_site(settings, site)).today()
         for site in sorted(sites)
     }
-    return {site: ledger.today() for site, ledger in ledgers.items()}
 
 
-def stranger(site: str, settings: Settings) -> Account:
-    """A site sent for before, by an account no longer configured: CTQ_DAILY_POINTS applies."""
+def account_of_site(settings: Settings, site: str) -> Account:
+    """The account whose site ``site`` is; for a site sent for before by an account no longer
+    configured, a stand-in with CTQ_DAILY_POINTS as its budget."""
+    for account in settings.accounts.values():
+        if account.site == site:
+            return account
     return Account(f"site {site}", site, None, settings.daily_points)
 
 

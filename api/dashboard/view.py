@@ -15,7 +15,7 @@ from config import Settings
 from scheduler import campaigns
 from worker import deadletter, metrics
 from worker.ledger import Ledger
-from worker.status import LimiterStatus, PointsToday, stranger
+from worker.status import LimiterStatus, PointsToday, account_of_site
 
 DEAD_LETTERS_SHOWN = 20
 AVERAGED_OVER = 10  # seconds per point of the permits chart
@@ -80,8 +80,7 @@ def _limiter(client: redis.Redis, name: str, status: LimiterStatus, now_us: int)
 def _site(
     client: redis.Redis, settings: Settings, site: str, today: PointsToday, now: float
 ) -> SiteView:
-    account = next((a for a in settings.accounts.values() if a.site == site), None)
-    day_key = Ledger(client, settings, time.time, account or stranger(site, settings)).key(now)
+    day_key = Ledger(client, settings, time.time, account_of_site(settings, site)).key(now)
     spent = metrics.points_spent_at(client, day_key)
     chart = burn_down(spent, today.budget, now, settings.tz, metrics.SPENT_BUCKET_SECONDS)
     return SiteView(site, today, chart)

@@ -27,7 +27,7 @@ def key_matches(given: str, known: list[bytes]) -> bool:
     return any(matches)
 
 
-def require_key(
+async def require_key(  # async: a check this cheap is not worth a hop to the threadpool
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:

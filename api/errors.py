@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect
 
 from api.schemas import Detail, Problem, Refused
 from tasks.batch import StagingExpired
@@ -13,6 +16,10 @@ from tasks.producer import QueueUnavailable
 from tasks.validation import JobValidationError, field_path
 from worker.errors import InvalidInput, NotFound, RedisUnavailable
 from worker.redis_health import EvictingRedis
+
+log = logging.getLogger(__name__)
+# nginx's code for a request its client abandoned; nobody reads this answer.
+CLIENT_CLOSED = 499
 
 
 class BodyTooLarge(Exception):
@@ -74,6 +81,16 @@ async def _expired(request: Request, exc: Exception) -> JSONResponse:
     return detail(503, f"{exc}; nothing was enqueued")
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    # A client that hangs up mid-body (a timeout, a killed load generator) is no server error.
+    log.info(
+        "%s %s: the client closed the connection before its body arrived; nothing was changed",
+        request.method,
+        request.url.path,
+    )
+    return detail(CLIENT_CLOSED, "the client closed the connection; nothing was changed")
+
+
 def install(app: FastAPI) -> None:
     # Starlette picks the handler of the most specific class: JobValidationError (its
     # problems) before the InvalidInput it is.
@@ -83,5 +100,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(StagingExpired, _expired)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     for unavailable in (QueueUnavailable, RedisUnavailable, RedisError, EvictingRedis):
         app.add_exception_handler(unavailable, _unavailable)

@@ -1,9 +1,10 @@
 """h) Enqueueing over HTTP: `python -m benchmarks.http_api [--small]`.
 
-Starts a throwaway redis-server and a real `ctq serve` process on loopback (no workers: this
+Starts a throwaway redis-server and a real `ctq serve` on loopback (no ctq workers: this
 measures the enqueue, not the delivery), then:
-- single-callback POSTs from 32 concurrent clients (threads, one kept-alive connection
-  each) for 20 s: requests/s, p50, p99 of each request's round trip;
+- single-callback POSTs from 32 concurrent clients (one kept-alive connection each, driven by
+  `benchmarks.http_load`) for 20 s: requests/s, p50, p99 of each request's round trip; with
+  `ctq serve --workers 2` (a process per core) and, beside it, with one process;
 - one NDJSON POST of 20,000 leads (the whole request: read, validate, pack, commit);
 - beside them, `ctq enqueue` for the same input: the same 20,000-lead file, and a single
   callback (a new process per job, as a shell script would call it).
@@ -12,6 +13,7 @@ measures the enqueue, not the delivery), then:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import shutil
@@ -19,16 +21,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks import http_load
 from benchmarks.memory import write_leads
 from tests.api_process import ApiProcess, start_api_process
 from tests.helpers import ROOT, RedisServer, ctq_env, free_port, stop_process_group
 
 KEY = "bench-key"
+WORKERS = (2, 1)  # `ctq serve --workers 2`, a process per core of this machine; then one
 FULL = {"clients": 32, "seconds": 20.0, "leads": 20_000}
 SMALL = {"clients": 8, "seconds": 2.0, "leads": 2_000}
 
@@ -41,47 +45,26 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes, kind: str) -
     return answer.status
 
 
+def _callback(n: int, i: int) -> bytes:
+    """Client n's i-th callback: a distinct phone each, so none is answered as a repeat."""
+    body = json.dumps({"routeKey": "bench", "phone": f"799{n:02d}{i:06d}"}).encode()
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    return http_load.post("/v1/jobs/callback", headers, body)
+
+
 def single_posts(api: ApiProcess, clients: int, seconds: float) -> dict[str, Any]:
-    """Distinct callbacks (no idempotent shortcut) from ``clients`` threads for ``seconds``."""
+    """Distinct callbacks (no idempotent shortcut) from ``clients`` connections for ``seconds``."""
     host, port = api.url.removeprefix("http://").split(":")
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures: list[int] = []
-    start = threading.Barrier(clients + 1)
-    deadline = [0.0]
-
-    def client(n: int) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        start.wait()
-        sent = 0
-        while time.monotonic() < deadline[0]:
-            phone = f"799{n:02d}{sent:06d}"
-            body = json.dumps({"routeKey": "bench", "phone": phone}).encode()
-            began = time.perf_counter()
-            status = _post(conn, "/v1/jobs/callback", body, "application/json")
-            latencies[n].append(time.perf_counter() - began)
-            if status != 202:
-                failures.append(status)
-            sent += 1
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    deadline[0] = time.monotonic() + seconds
-    began = time.monotonic()
-    start.wait()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
-    every = sorted(t for per_client in latencies for t in per_client)
+    load = http_load.run(host, int(port), clients, seconds, _callback, expect=202)
+    every = sorted(load.latencies)
     return {
         "clients": clients,
-        "seconds": round(elapsed, 1),
+        "seconds": round(load.seconds, 1),
         "requests": len(every),
-        "requests_per_s": round(len(every) / elapsed),
+        "requests_per_s": round(len(every) / load.seconds),
         "p50_ms": round(statistics.median(every) * 1000, 1),
         "p99_ms": round(every[min(len(every) - 1, int(len(every) * 0.99))] * 1000, 1),
-        "failed": len(failures),
+        "failed": len(load.unexpected),
     }
 
 
@@ -115,27 +98,40 @@ def measure(size: dict[str, Any]) -> dict[str, Any]:
     server = RedisServer(free_port(), directory)
     server.start()
     env = ctq_env(REDIS_URL=server.url, CTQ_DATA_DIR=str(directory / "data"), CTQ_API_KEYS=KEY)
-    api = start_api_process(env, directory / "api.log")
     try:
-        api.wait_ready()
         leads = directory / "leads.jsonl"
         write_leads(leads, size["leads"])
-        single = single_posts(api, size["clients"], size["seconds"])
-        server_flush(server)
-        bulk = ndjson_post(api, leads)
+        single: dict[int, dict[str, Any]] = {}
+        for workers in WORKERS:
+            with serving(env, directory / f"api-{workers}.log", workers) as api:
+                single[workers] = single_posts(api, size["clients"], size["seconds"])
+            server_flush(server)
+        with serving(env, directory / "api.log", 1) as api:
+            bulk = ndjson_post(api, leads)
         server_flush(server)
         cli_file = cli_seconds(["enqueue", "comment", "--file", str(leads)], env)
         callback = json.dumps({"routeKey": "bench", "phone": "79990000001"})
         cli_single = cli_seconds(["enqueue", "callback", callback], env)
         return {
-            "single": single,
+            "single": single[WORKERS[0]],
+            "single_one_process": single[1],
             "ndjson": {"leads": size["leads"], **bulk, "cli_seconds": cli_file},
             "cli_single_callback_seconds": cli_single,
         }
     finally:
-        stop_process_group(api.process)
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], log: Path, workers: int) -> Iterator[ApiProcess]:
+    """``ctq serve --workers N``, answering, then stopped by its process group."""
+    api = start_api_process(env, log, "--workers", str(workers))
+    try:
+        api.wait_ready()
+        yield api
+    finally:
+        stop_process_group(api.process)
 
 
 def server_flush(server: RedisServer) -> None:
@@ -147,12 +143,14 @@ def server_flush(server: RedisServer) -> None:
 
 def rows(h: dict[str, Any]) -> list[str]:
     """Table rows for ``benchmarks.run``."""
-    s, n = h["single"], h["ndjson"]
+    s, one, n = h["single"], h["single_one_process"], h["ndjson"]
     return [
-        f"| h) single-callback POSTs, {s['clients']} concurrent clients, {s['seconds']} s | "
-        f"{s['requests_per_s']:,} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms "
-        f"({s['requests']:,} requests, {s['failed']} failed); `ctq enqueue callback`: "
-        f"{h['cli_single_callback_seconds']} s per process | ≥ 500 req/s, p99 ≤ 50 ms |",
+        f"| h) single-callback POSTs, {s['clients']} concurrent clients, {s['seconds']} s, "
+        f"`ctq serve --workers {WORKERS[0]}` | {s['requests_per_s']:,} req/s, p50 "
+        f"{s['p50_ms']} ms, p99 {s['p99_ms']} ms ({s['requests']:,} requests, {s['failed']} "
+        f"failed); one process: {one['requests_per_s']:,} req/s, p50 {one['p50_ms']} ms, p99 "
+        f"{one['p99_ms']} ms; `ctq enqueue callback`: {h['cli_single_callback_seconds']} s per "
+        "process | ≥ 500 req/s, p99 ≤ 50 ms |",
         f"| h) one NDJSON POST of {n['leads']:,} leads ({n['mb']} MB) | {n['seconds']} s; "
         f"`ctq enqueue comment --file` {n['cli_seconds']} s | ≤ 2 s |",
     ]

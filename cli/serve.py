@@ -1,18 +1,27 @@
-"""``ctq serve [--host 127.0.0.1] [--port 8080] [--insecure-no-auth]``: the HTTP API."""
+"""``ctq serve [--host 127.0.0.1] [--port 8080] [--workers N] [--insecure-no-auth]``: the
+HTTP API."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.auth import is_loopback
+from cli import logs
 from config import Settings
 from worker.errors import CtqError, InvalidInput
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 DEFAULT_PORT = 8080
 API_KEY_FILE = "api-key"
+# How ``ctq serve --workers N`` tells the processes uvicorn starts what it was asked.
+WORKER_OPTIONS = "CTQ_SERVE_OPTIONS"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +34,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the API on one port (default CTQ_API_WORKERS, 1); each uses "
+        "one core at most, so up to one per core",
+    )
     parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -55,19 +70,39 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from api.app import create_app
 
     require_auth = check_auth(settings, args.host, args.insecure_no_auth)
-    app = create_app(settings, require_auth=require_auth)
+    workers = settings.api_workers if args.workers is None else args.workers
+    if workers < 1:
+        raise InvalidInput(f"--workers must be at least 1, not {workers}")
+    # log_config=None: uvicorn's records go to ctq's handler (cli.logs), in its format.
+    options = {"host": args.host, "port": args.port, "log_config": None}
+    options["log_level"] = settings.log_level.lower()
     try:
-        # log_config=None: uvicorn's records go to ctq's handler (cli.logs), in its format.
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=settings.log_level.lower(),
-            log_config=None,
-        )
+        if workers == 1:
+            uvicorn.run(create_app(settings, require_auth=require_auth), **options)
+        else:
+            # uvicorn starts each process anew (and restarts one that dies): it builds its
+            # app from the environment, with this command's host and flag.
+            os.environ[WORKER_OPTIONS] = json.dumps(
+                {"host": args.host, "insecure_no_auth": args.insecure_no_auth}
+            )
+            uvicorn.run(f"{__name__}:app_of_worker", factory=True, workers=workers, **options)
     except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
         raise CtqError(f"cannot serve on {args.host}:{args.port}") from exc
     return 0
+
+
+def app_of_worker() -> FastAPI:
+    """The app of one of the processes of ``ctq serve --workers N``: the settings and the
+    auth check of the command that started it, each made again in this process."""
+    from api.app import create_app
+
+    settings = Settings()
+    logs.configure(settings)
+    options = json.loads(os.environ.get(WORKER_OPTIONS, "{}"))
+    require_auth = check_auth(
+        settings, options.get("host", ""), bool(options.get("insecure_no_auth"))
+    )
+    return create_app(settings, require_auth=require_auth)
 
 
 def for_up(settings: Settings, port: int) -> tuple[dict[str, str], str]:

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     # Comma-separated; a secret like the tokens: never logged, never echoed.
     api_keys: SecretStr | None = Field(None, validation_alias="CTQ_API_KEYS")
     api_max_body_bytes: int = Field(8 * 2**20, ge=1024, validation_alias="CTQ_API_MAX_BODY_BYTES")
+    # Processes serving the API: each is one Python interpreter, so one core at most.
+    api_workers: int = Field(1, ge=1, le=64, validation_alias="CTQ_API_WORKERS")
     # Log lines as text for people, or one JSON object a line for log shippers.
     log_format: Literal["text", "json"] = Field("text", validation_alias="CTQ_LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -50,7 +50,7 @@ class CommitUncertain(Exception):
 class Staged:
     """One chunk's new jobs, as they are written to the staging area."""
 
-    entries: list[str] = field(default_factory=list)  # JSON, in input order
+    entries: list[dict[str, Any]] = field(default_factory=list)  # in input order
     payloads: dict[str, str] = field(default_factory=dict)  # job id -> payload
     messages: dict[str, str] = field(default_factory=dict)  # job id -> kombu's message
     events: dict[str, str] = field(default_factory=dict)  # job id -> its task-sent event
@@ -165,7 +165,7 @@ class Batch:
             "queue": queue,
             "due": "" if self.not_before is None else f"{self.not_before:.6f}",
         }
-        staged.entries.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+        staged.entries.append(entry)
         self.answer.append(job_id)
         for _, (channel, event) in self.builder.sent_event(kind.task_name, job_id, kind.lane):
             self._events_channel, staged.events[job_id] = channel, event
@@ -174,7 +174,7 @@ class Batch:
         # Not a transaction: the staging area is invisible until the commit, and an EXEC
         # here would only stand for the one the commit's lost reply is recognised by.
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.rpush(keys.batch(self.id), *staged.entries)
+            pipe.rpush(keys.batch(self.id), *map(_json, staged.entries))
             pipe.hset(keys.batch_payloads(self.id), mapping=staged.payloads)  # type: ignore[arg-type]
             pipe.hset(keys.batch_messages(self.id), mapping=staged.messages)  # type: ignore[arg-type]
             if staged.events:
@@ -198,32 +198,62 @@ class Batch:
         Raises ``JobValidationError`` (nothing visible) if the input had a problem,
         ``CommitUncertain`` if the connection broke during the commit (``confirm`` tells).
         """
+        if not self.staged and len(self._pending) <= CHUNK:
+            return self._commit_at_once()
         self.flush()
         self.problems.raise_if_any()
         if not self.staged:
             return self.answer
+        return self._run_commit(self.staged, [])
+
+    def _commit_at_once(self) -> Enqueued:
+        """An input of one chunk (a single callback, a small array) skips the staging area and
+        the key lookup: its entries travel in the commit itself, which checks their keys
+        anyway, so the whole enqueue is one round trip."""
+        pending, self._pending = self._pending, []
+        staged = Staged()
+        now = time.time()
+        for kind, payload, name in pending:
+            if not self.problems:
+                self._stage(kind, payload, self._key(name) if name else None, now, staged)
+        self.problems.raise_if_any()
+        if not staged.entries:
+            return self.answer
+        inline = [
+            _json(
+                {
+                    **entry,
+                    "payload": staged.payloads[entry["id"]],
+                    "message": staged.messages[entry["id"]],
+                    "event": staged.events.get(entry["id"], ""),
+                }
+            )
+            for entry in staged.entries
+        ]
+        return self._run_commit(len(inline), inline)
+
+    def _run_commit(self, count: int, inline: list[str]) -> Enqueued:
         try:
-            with self.client.pipeline(transaction=True) as pipe:
-                script(pipe, "commit_batch")(
-                    keys=[
-                        *self._staging_keys()[:3],
-                        keys.STATS,
-                        keys.DELAYED,
-                        keys.batch_receipt(self.id),
-                        keys.jobs_in(jobstore.State.QUEUED),
-                        keys.jobs_in(jobstore.State.DELAYED),
-                        keys.batch_events(self.id),
-                        keys.account_stats(self.account),
-                    ],
-                    args=[
-                        self.staged,
-                        f"{time.time():.6f}",
-                        self.window,
-                        RECEIPT_TTL,
-                        self._events_channel,
-                    ],
-                )
-                [reply] = pipe.execute()
+            reply = script(self.client, "commit_batch")(
+                keys=[
+                    *self._staging_keys()[:3],
+                    keys.STATS,
+                    keys.DELAYED,
+                    keys.batch_receipt(self.id),
+                    keys.jobs_in(jobstore.State.QUEUED),
+                    keys.jobs_in(jobstore.State.DELAYED),
+                    keys.batch_events(self.id),
+                    keys.account_stats(self.account),
+                ],
+                args=[
+                    count,
+                    f"{time.time():.6f}",
+                    self.window,
+                    RECEIPT_TTL,
+                    self._events_channel,
+                    *inline,
+                ],
+            )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise CommitUncertain(self.id) from exc
         return self._settle([str(part) for part in reply])
@@ -255,6 +285,10 @@ class Batch:
     def discard(self) -> None:
         """Remove the staging area (freed in the background: UNLINK)."""
         self.client.unlink(*self._staging_keys())
+
+
+def _json(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
 def reused_for_another(position: int, name: str, owner: str) -> Problem:

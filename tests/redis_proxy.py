@@ -1,5 +1,5 @@
-"""A TCP proxy in front of a redis-server that can lose the reply to one EXEC: Redis runs
-the transaction, the client never hears back (a connection lost at the worst moment)."""
+"""A TCP proxy in front of a redis-server that can lose the reply to one command: Redis runs
+it, the client never hears back (a connection lost at the worst moment)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ import socket
 import threading
 import time
 
-EXEC = b"$4\r\nEXEC\r\n"
-
 
 class RedisProxy:
     """Forwards 127.0.0.1:<port> to the Redis at ``upstream_port``; stop with ``close``."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.lose_next_exec_reply = False
+        # The reply to the next command whose bytes hold this (a script's SHA) is lost.
+        self.lose_reply_to: bytes | None = None
         self.refuse_after_loss = False  # then Redis looks unreachable to every new connection
         self.refusing = False
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -51,9 +50,9 @@ class RedisProxy:
         self, client: socket.socket, upstream: socket.socket, muted: threading.Event
     ) -> None:
         while data := _recv(client):
-            if self.lose_next_exec_reply and EXEC in data:
-                self.lose_next_exec_reply = False
-                muted.set()  # the reply to this EXEC never reaches the client
+            if self.lose_reply_to and self.lose_reply_to in data:
+                self.lose_reply_to = None
+                muted.set()  # the reply to this command never reaches the client
                 upstream.sendall(data)
                 time.sleep(0.3)  # Redis runs it meanwhile
                 self.refusing = self.refuse_after_loss

@@ -53,7 +53,11 @@ class MessageBuilder:
     def message(self, task_name: str, job_id: str, queue: str) -> Command:
         """The ``LPUSH`` of the task message alone. The job id is a keyword argument, so
         Flower and Celery's logs show what it is (the tasks take it either way)."""
-        task = self.app.amqp.create_task_message(job_id, task_name, (), {"job_id": job_id})
+        kwargs = {"job_id": job_id}
+        # The reprs given, so Celery does not build them with saferepr for every message.
+        task = self.app.amqp.create_task_message(
+            job_id, task_name, (), kwargs, argsrepr="()", kwargsrepr=repr(kwargs)
+        )
         content_type, encoding, body = serialization.dumps(task.body, serializer="json")
         message = self._channel.prepare_message(
             body, 0, content_type, encoding, task.headers, dict(task.properties, delivery_mode=2)

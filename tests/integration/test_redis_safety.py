@@ -27,6 +27,7 @@ from tests.integration.test_faults import (
 )
 from tests.redis_proxy import RedisProxy
 from worker import jobstore, keys
+from worker.scripts import script
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +144,13 @@ def redis_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[RedisProx
     proxy.close()
 
 
+def the_commit(client: redis.Redis) -> bytes:
+    """The SHA of the enqueue's commit, loaded already: its first call is the commit itself."""
+    commit = script(client, "commit_batch")
+    client.script_load(commit.script)
+    return commit.sha.encode()
+
+
 def pool_updates(path: Path, count: int) -> Path:
     lines = (json.dumps({"phoneNumber": f"7495{n:07d}", "poolName": "p"}) for n in range(count))
     path.write_text("\n".join(lines) + "\n")
@@ -154,7 +162,7 @@ def test_a_reply_lost_after_exec_is_confirmed_and_a_rerun_enqueues_nothing_new(
 ) -> None:
     env = env_for(redis_proxy.url, sandbox, tmp_path / "data")
     path = pool_updates(tmp_path / "pool.jsonl", 20)
-    redis_proxy.lose_next_exec_reply = True
+    redis_proxy.lose_reply_to = the_commit(real_redis)
 
     first = run_ctq(["enqueue", "pool-update", "--file", str(path)], env)
     assert first.returncode == 0, first.stderr
@@ -171,7 +179,8 @@ def test_when_redis_cannot_be_asked_the_producer_says_so_and_a_rerun_is_safe(
 ) -> None:
     env = env_for(redis_proxy.url, sandbox, tmp_path / "data")
     path = pool_updates(tmp_path / "pool.jsonl", 20)
-    redis_proxy.lose_next_exec_reply = redis_proxy.refuse_after_loss = True
+    redis_proxy.lose_reply_to = the_commit(real_redis)
+    redis_proxy.refuse_after_loss = True
 
     first = run_ctq(["enqueue", "pool-update", "--file", str(path)], env)
     assert first.returncode == 3 and first.stdout == ""

@@ -8,6 +8,8 @@
 -- KEYS[10] stats hash of the batch's account
 -- An entry: {id, pos, record = job hash key, fields = {name, value, ...}, key = idempotency
 -- key or '', value = 'id fingerprint', queue, due = unix time or ''}.
+-- An input of one chunk is not staged: its entries are ARGV[6..], each carrying its payload,
+-- message and event ('' for none) itself, and KEYS[1..3] and KEYS[9] are not read.
 -- Returns {'ok', dropped id, id that holds its key, ...}: a job whose key is held already (by
 -- another producer's job meanwhile, for the same body, or by an earlier job of this batch) is
 -- dropped. Returns {'conflict', pos, key, job id, ...} when a key was taken for another body,
@@ -20,8 +22,15 @@ local receipt_ttl = tonumber(ARGV[4])
 local events_channel = ARGV[5]
 
 local PAGE = 500 -- entries decoded at a time, to bound the script's memory
+local inline = #ARGV > 5
 
 local function each_job(visit)
+  if inline then
+    for i = 6, #ARGV do
+      visit(cjson.decode(ARGV[i]))
+    end
+    return
+  end
   for first = 0, staged - 1, PAGE do
     for _, raw in ipairs(redis.call('LRANGE', KEYS[1], first, first + PAGE - 1)) do
       visit(cjson.decode(raw))
@@ -37,7 +46,7 @@ local function owner_of(stored)
   return string.sub(stored, 1, space - 1), string.sub(stored, space + 1)
 end
 
-for i = 1, 3 do
+for i = 1, inline and 0 or 3 do
   local size = redis.call(i == 1 and 'LLEN' or 'HLEN', KEYS[i])
   if size ~= staged then
     return {'missing'}
@@ -78,14 +87,14 @@ each_job(function(job)
     state, index = 'delayed', KEYS[8]
     redis.call('ZADD', KEYS[5], job.due, job.id)
   else
-    redis.call('LPUSH', job.queue, redis.call('HGET', KEYS[3], job.id))
-    local event = events_channel ~= '' and redis.call('HGET', KEYS[9], job.id)
-    if event then
+    redis.call('LPUSH', job.queue, job.message or redis.call('HGET', KEYS[3], job.id))
+    local event = events_channel ~= '' and (job.event or redis.call('HGET', KEYS[9], job.id))
+    if event and event ~= '' then
       redis.call('PUBLISH', events_channel, event)
     end
   end
   redis.call('ZADD', index, now, job.id)
-  local payload = redis.call('HGET', KEYS[2], job.id)
+  local payload = job.payload or redis.call('HGET', KEYS[2], job.id)
   redis.call('HSET', job.record, 'payload', payload, 'state', state, unpack(job.fields))
   counts[state] = (counts[state] or 0) + 1
 end)

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     timezone: str = Field("Europe/Moscow", validation_alias="CTQ_TIMEZONE")
     limiter_margin_ms: float = Field(25.0, ge=0, validation_alias="CTQ_LIMITER_MARGIN_MS")
     limiter_margin_max_ms: float = Field(300.0, ge=0, validation_alias="CTQ_LIMITER_MARGIN_MAX_MS")
+    # After a realtime permit, bulk leaves one permit of every window free for this long.
+    limiter_realtime_reserve_s: float = Field(
+        5.0, ge=0, le=3600, validation_alias="CTQ_LIMITER_REALTIME_RESERVE_S"
+    )
     points_reserve: float = Field(0.1, ge=0, le=1, validation_alias="CTQ_POINTS_RESERVE")
     point_costs: dict[str, int] = Field(
         {"comment": 1, "callback": 1, "pool-update": 1}, validation_alias="CTQ_POINT_COSTS"

@@ -1,11 +1,13 @@
 """One rate limiter shared by every worker process and host, kept in Redis.
 
 A permit is booked right before each request by ``acquire.lua``, which reads the Redis
-server's clock: permits are paced one interval ((window + margin) / limit) apart, so no
-window of the limiter's length ever holds more than the limit. The worker sleeps until its
-slot, exactly, then sends. Realtime jobs may book any slot ahead; bulk jobs only a slot that
-is free now, so a realtime job arriving during a bulk flood takes the next slot.
-"""
+server's clock: any limit+1 consecutive permits span at least the window plus the margin, so
+no window of the API ever holds more than the limit. Bulk permits are paced one interval
+((window + margin) / limit) apart and only a slot free now is booked; realtime permits take
+any room left in the window (a quarter interval apart) and may book ahead, so a callback
+arriving during a bulk flood goes first. For a few seconds after a callback, bulk leaves one
+permit of every window free for the next one. The worker sleeps until its slot, exactly,
+then sends."""
 
 from __future__ import annotations
 
@@ -47,13 +49,18 @@ RTT_SAMPLES = 200
 SPREAD_PERCENTILE = 0.95
 DECAY_EVERY = 10
 DECAY_STEP_US = 10_000
+# For this long after a realtime permit, bulk bookings leave this many permits of every
+# window free (acquire.lua): a callback that follows finds room at once instead of waiting
+# for the next paced slot behind a batch. Bulk runs at (limit - 1) / limit meanwhile.
+REALTIME_RESERVE_S = 5.0
+RESERVED_PERMITS = 1
 # Until 5 round trips are measured, the margin assumes a spread of up to this much.
 SLOW_START_US = 150_000
 # A bulk job waiting for a free slot looks this often for a callback waiting for a process,
-# and gives its process to it at once: the first to see it claims it for 250 ms, time for the
-# freed process to take the message, so one bulk job, not all, steps aside per callback.
+# and gives its process to it at once: the first to see it claims it for 100 ms, time for the
+# freed process to take the message, so one bulk job per callback, not all, steps aside.
 CALLBACK_LOOK_EVERY = 0.02
-GIVE_WAY_CLAIM_MS = 250
+GIVE_WAY_CLAIM_MS = 100
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ class Limiter:
         margin_max: float = 0.3,
         sleep: Callable[[float], None] = time.sleep,
         realtime_queues: Sequence[str] = (keys.REALTIME,),
+        realtime_reserve: float = REALTIME_RESERVE_S,
     ) -> None:
         self.client = client
         self.key = key
@@ -137,7 +145,9 @@ class Limiter:
         self.sleep = sleep
         # A bulk job gives way while any of these holds a message (see acquire.lua).
         self.realtime_queues = list(realtime_queues)
+        self.realtime_reserve_us = int(realtime_reserve * 1_000_000)
         self._script = script(client, "acquire")
+        self._give_way = script(client, "give_way")
         self._permits, self._pause = f"{key}:permits", f"{key}:pause"
         self._rtt, self._margin = f"{key}:rtt", f"{key}:margin"
 
@@ -162,6 +172,7 @@ class Limiter:
                 self._margin,
                 f"{self.key}:served:{lane}",
                 f"{self.key}:turns:{lane}",
+                f"{self.key}:realtime-recent",
                 *self.realtime_queues,
             ],
             args=[
@@ -179,6 +190,9 @@ class Limiter:
                 int(bulk),
                 share.account,
                 share.weight,
+                int(not bulk),
+                RESERVED_PERMITS,
+                self.realtime_reserve_us,
             ],
         )
         return Booking(int(status)), int(slot), int(now)
@@ -236,12 +250,13 @@ class Limiter:
 
     def _callback_arrives_within(self, seconds: float) -> bool:
         """Sleep ``seconds``, unless a callback's message waits for a process meanwhile and
-        this job is the one to give way to it (True)."""
+        this job is one to give way to it (True): one bulk job per waiting message."""
         ends = time.monotonic() + seconds
         while (left := ends - time.monotonic()) > 0:
             self.sleep(min(left, CALLBACK_LOOK_EVERY))
-            if self.client.exists(*self.realtime_queues) and self.client.set(
-                f"{self.key}:giving-way", os.getpid(), nx=True, px=GIVE_WAY_CLAIM_MS
+            if self._give_way(
+                keys=[f"{self.key}:giving-way", *self.realtime_queues],
+                args=[f"{os.getpid()}.{next(_MEMBER_IDS)}", GIVE_WAY_CLAIM_MS],
             ):
                 return True
         return False

@@ -129,6 +129,7 @@ def build_limiter(settings: Settings, client: redis.Redis, provider: str = "call
         margin=settings.limiter_margin_ms / 1000,
         margin_max=settings.limiter_margin_max_ms / 1000,
         realtime_queues=keys.queues(keys.REALTIME, settings.accounts),
+        realtime_reserve=settings.limiter_realtime_reserve_s,
     )
 
 

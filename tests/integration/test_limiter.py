@@ -86,10 +86,8 @@ def test_a_waiting_realtime_job_is_served_before_a_waiting_bulk_job(redis_url: s
     status, come_back, _ = limiter.book(keys.BULK, clients.NO_POINTS, "bulk-waiter")
     assert status == Booking.COME_BACK
     status, realtime_slot, _ = limiter.book(keys.REALTIME, clients.NO_POINTS, "realtime-waiter")
-    assert (status, realtime_slot) == (
-        Booking.BOOKED,
-        come_back,
-    )  # realtime took the slot bulk wanted
+    # Realtime went ahead of the slot bulk was told to come back for.
+    assert status == Booking.BOOKED and realtime_slot < come_back
 
     got: dict[str, Permit | None] = {}
 
@@ -259,7 +257,7 @@ def test_bulk_permits_are_shared_fairly_between_the_accounts_asking(
 def test_a_callback_arriving_while_bulk_jobs_wait_for_a_slot_gets_one_process_at_once(
     redis_url: str, real_redis: redis.Redis
 ) -> None:
-    """Two bulk jobs wait out a 1.5 s pause; a callback's message appears for 0.2 s of it.
+    """Two bulk jobs wait out a 1.5 s pause; a callback's message appears for 60 ms of it.
     Exactly one of them gives its process to the callback while the message waits (not only
     when the pause ends: by then the message is gone), the other books its permit after."""
     clients.make_limiter(redis_url).pause(1.5)
@@ -273,8 +271,8 @@ def test_a_callback_arriving_while_bulk_jobs_wait_for_a_slot_gets_one_process_at
         thread.start()
     time.sleep(0.2)
     real_redis.lpush(keys.REALTIME, "a callback's message")
-    time.sleep(0.2)
-    real_redis.delete(keys.REALTIME)  # a freed process took it
+    time.sleep(0.06)
+    real_redis.delete(keys.REALTIME)  # the freed process took it
     for thread in waiting:
         thread.join(timeout=30)
     gave_way = [a for a in answers if isinstance(a, ComeBack) and a.give_way]

@@ -1,8 +1,13 @@
 -- Book one permit on the Redis server's clock, and reserve its points in the same step.
 --
--- Permits are paced: each slot is at least `interval` = (window + margin) / limit after the
--- previous one, so any limit+1 consecutive permits span at least window + margin and no
--- window of the API ever holds more than `limit` requests, whatever the workers' clocks say.
+-- The rule every booking keeps: any limit+1 consecutive permits span at least `keep` =
+-- window + margin, so no window of the API ever holds more than `limit` requests, whatever
+-- the workers' clocks say. A new permit goes after the newest one and at least `keep` after
+-- the limit-th newest. Bulk permits are also paced `keep / room` apart; realtime permits only
+-- a quarter interval apart, so a callback takes room left in the window at once instead of
+-- the next paced slot. For `reserve_for` after a realtime booking (while KEYS[9] lives), a
+-- bulk booking leaves `reserve` permits of every window free (room = limit - reserve): the
+-- next callback finds one, at a cost of 1 / limit of the bulk rate meanwhile.
 -- The margin is the one the workers learn together (observe.lua), `floor` until it is known.
 -- A lane may book at most `horizon` ahead (bulk: 0, only a slot that is free now); beyond that
 -- it is told when to come back, so a realtime job that arrives later books the next slot.
@@ -12,7 +17,8 @@
 -- KEYS[6] margin hash   KEYS[7] virtual times of the lane (hash, fair share: account -> the
 -- finish of its last permit, '@virtual' -> the start of the last permit booked)
 -- KEYS[8] the lane's accounts with a job waiting (zset: account -> lapses at, µs)
--- KEYS[9..] the realtime queues (kombu's lists, one per account)
+-- KEYS[9] realtime-recent string (lives `reserve_for` after the last realtime booking)
+-- KEYS[10..] the realtime queues (kombu's lists, one per account)
 -- A bulk job (`yield` = 1) books nothing while realtime messages wait in their queues: every
 -- worker process is busy then, and the bulk job gives its process to the callback.
 -- Fair share (`fair` = 1, bulk): a slot free now goes to the account whose next permit starts
@@ -38,6 +44,9 @@ local slow_start = tonumber(ARGV[11])
 local fair = tonumber(ARGV[12])
 local account = ARGV[13]
 local weight = tonumber(ARGV[14])
+local realtime = tonumber(ARGV[15]) == 1
+local reserve = tonumber(ARGV[16])
+local reserve_for = tonumber(ARGV[17])
 
 -- Until observe.lua has learned a margin, pace at the slow-start margin: the first bookings
 -- are made before any round trip is known, and the first window is where a guess meets a 429.
@@ -48,17 +57,27 @@ local keep = window + margin
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 if yield == 1 then
-  for i = 9, #KEYS do
+  for i = 10, #KEYS do
     if redis.call('LLEN', KEYS[i]) > 0 then
       return {3, now, now}
     end
   end
 end
 
+local room = limit
+if not realtime and reserve > 0 and redis.call('EXISTS', KEYS[9]) == 1 then
+  room = math.max(1, limit - reserve)
+end
+local gap = realtime and math.ceil(interval / 4) or math.ceil(keep / room)
 local slot = now
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if last[2] then
-  slot = math.max(slot, tonumber(last[2]) + interval)
+-- The newest `limit` permits, oldest first: {member, slot, member, slot, ...}.
+local newest = redis.call('ZRANGE', KEYS[1], -limit, -1, 'WITHSCORES')
+local count = #newest / 2
+if count > 0 then
+  slot = math.max(slot, tonumber(newest[2 * count]) + gap)
+end
+if count >= room then
+  slot = math.max(slot, tonumber(newest[2 * (count - room + 1)]) + keep)
 end
 local paused_until = redis.call('GET', KEYS[2])
 if paused_until then
@@ -130,6 +149,10 @@ end
 if fair == 1 then
   redis.call('HSET', KEYS[7], '@virtual', start, account, start + 1 / weight)
   redis.call('EXPIRE', KEYS[7], 86400)
+end
+
+if realtime and reserve_for > 0 then
+  redis.call('SET', KEYS[9], slot, 'PX', math.ceil((slot - now + reserve_for) / 1000))
 end
 
 -- Trimmed on every booking, so an idle limiter keeps at most `limit` entries: no expiry.

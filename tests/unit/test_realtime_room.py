@@ -1,0 +1,130 @@
+"""Callbacks during a bulk backlog (acquire.lua): a callback takes the room left in the window
+instead of the next paced slot, and for a while after one, bulk leaves a permit of every
+window free. Run on a fake clock: fakeredis reads ``time.time`` for TIME and expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import fakeredis
+import limits
+import pytest
+
+from worker import keys
+from worker.limiter import Booking, Limiter
+from worker.runtime import NO_POINTS
+
+KEEP_US = 1_025_000  # the window and the 25 ms floor margin: nothing learned, no slow start
+INTERVAL_US = KEEP_US // 5
+
+
+def more_than(limit: int, slots: list[int]) -> bool:
+    """Whether some window of KEEP_US holds more than ``limit`` of these slots."""
+    ordered = sorted(slots)
+    return any(b - a < KEEP_US for a, b in zip(ordered, ordered[limit:], strict=False))
+
+
+class Clock:
+    def __init__(self, start: float = 1_795_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    fake = Clock()
+    monkeypatch.setattr("time.time", fake)
+    yield fake
+
+
+def make_limiter(client: fakeredis.FakeRedis, reserve: float) -> Limiter:
+    limiter = Limiter(
+        client, "ctq:limiter:t", limits.parse("5/second"), margin=0.025, realtime_reserve=reserve
+    )
+    for _ in range(10):
+        limiter.observe(0.001)  # steady round trips: the margin is the floor
+    return limiter
+
+
+def run(
+    limiter: Limiter, clock: Clock, callbacks_at: list[float], until: float
+) -> tuple[list[int], dict[float, int]]:
+    """A bulk backlog that books whenever it may, and callbacks arriving at the given offsets
+    (seconds): every bulk slot, and each callback's wait for its slot in µs."""
+    start = clock.now
+    bulk: list[int] = []
+    waits: dict[float, int] = {}
+    arrivals = sorted(callbacks_at)
+    next_bulk = start
+    member = 0
+    while clock.now < start + until:
+        clock.now = min([next_bulk, *(start + a for a in arrivals)])
+        member += 1
+        if arrivals and clock.now >= start + arrivals[0]:
+            arrived = arrivals.pop(0)
+            status, slot, now = limiter.book(keys.REALTIME, NO_POINTS, f"r{member}")
+            assert status is Booking.BOOKED
+            waits[arrived] = slot - now
+            continue
+        status, slot, now = limiter.book(keys.BULK, NO_POINTS, f"b{member}")
+        if status is Booking.BOOKED:
+            bulk.append(slot)
+            next_bulk = clock.now + 0.001
+        else:
+            next_bulk = slot / 1_000_000
+    return bulk, waits
+
+
+def test_a_callback_during_a_backlog_waits_less_than_the_next_paced_slot(
+    fake_redis: fakeredis.FakeRedis, clock: Clock
+) -> None:
+    limiter = make_limiter(fake_redis, reserve=0)
+    _, waits = run(limiter, clock, [3.05, 5.0, 7.13], until=9)
+    # Bulk fills every window; the callback goes at the window's next free permit, never more
+    # than one interval later, as the quarter-interval spacing of realtime lets it.
+    assert all(wait <= INTERVAL_US for wait in waits.values())
+
+
+def test_after_a_callback_bulk_leaves_room_so_the_next_ones_go_at_once(
+    fake_redis: fakeredis.FakeRedis, clock: Clock
+) -> None:
+    start = clock.now
+    limiter = make_limiter(fake_redis, reserve=5)
+    bulk, waits = run(limiter, clock, [3.0, 5.0, 6.5, 8.2], until=12)
+    first, *following = waits.values()
+    assert first <= INTERVAL_US
+    assert following == [0, 0, 0]  # the reserved permit was free each time
+    # Bulk took all 5 permits of a window before the first callback, 4 after it.
+    assert more_than(4, [s for s in bulk if s / 1e6 < start + 3])
+    assert not more_than(4, [s for s in bulk if s / 1e6 > start + 3])
+
+
+def test_five_seconds_after_the_last_callback_bulk_has_the_whole_rate_back(
+    fake_redis: fakeredis.FakeRedis, clock: Clock
+) -> None:
+    limiter = make_limiter(fake_redis, reserve=5)
+    start = clock.now
+    bulk, _ = run(limiter, clock, [1.0], until=20)
+    reserved = [s for s in bulk if start + 2.5 <= s / 1e6 < start + 5.5]
+    whole = [s for s in bulk if s / 1e6 >= start + 7]
+    assert not more_than(4, reserved) and len(reserved) >= 10
+    assert more_than(4, whole)  # five a window again
+
+
+def test_bulk_jobs_waiting_for_a_slot_free_one_process_per_waiting_callback(
+    fake_redis: fakeredis.FakeRedis, clock: Clock
+) -> None:
+    limiter = make_limiter(fake_redis, reserve=5)
+    fake_redis.rpush(keys.REALTIME, "callback 1", "callback 2")
+
+    def gives_way() -> bool:  # one bulk job waiting a moment for its slot
+        return limiter._callback_arrives_within(0.001)
+
+    assert [gives_way() for _ in range(3)] == [True, True, False]
+    clock.now += 0.2  # the claims lapsed, and both messages still wait: give way again
+    assert [gives_way() for _ in range(3)] == [True, True, False]
+    fake_redis.delete(keys.REALTIME)
+    clock.now += 0.2
+    assert not gives_way()

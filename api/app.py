@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,8 +40,9 @@ def create_app(settings: Settings, *, require_auth: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.serve_in(asyncio.get_running_loop())
         yield
-        state.close()
+        await state.aclose()
 
     app = FastAPI(
         title="ctq",

@@ -127,6 +127,9 @@ def test_redis_down_answers_503_and_enqueues_nothing(
         client = redis.Redis.from_url(server.url, decode_responses=True)
         assert jobstore.counts(client)["queued"] == 1  # the first callback only
         assert requests.get(f"{api.url}/readyz", headers=AUTH, timeout=30).status_code == 200
+        again = post(api, "callback", AUTH, json={**CALLBACK, "phone": "79991230004"})
+        assert again.status_code == 202
+        assert jobstore.counts(client)["queued"] == 2
         client.close()
     finally:
         server.stop()

@@ -222,8 +222,7 @@ def test_serve_with_two_workers_enqueues_and_checks_keys_in_each_process(
         assert refused.headers["WWW-Authenticate"] == "Bearer"
     assert requests.get(f"{api.url}/readyz", timeout=30).status_code == 401
     answers = [
-        post(api, "callback", AUTH, json={**CALLBACK, "phone": f"7999123{n:04d}"})
-        for n in range(8)
+        post(api, "callback", AUTH, json={**CALLBACK, "phone": f"7999123{n:04d}"}) for n in range(8)
     ]
     assert [a.status_code for a in answers] == [202] * 8
     ids = [a.json()["job_ids"][0] for a in answers]

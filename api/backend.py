@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -89,6 +90,9 @@ class Backend:
         with self._lock:
             if self._loop_builder is None:
                 self._loop_builder = producer.message_builder()
+                # The Celery app and kombu's transport, made now, live as long as the process:
+                # out of later collections too (see ``api.app.freeze_heap``).
+                gc.freeze()
 
     def serve_in(self, loop: asyncio.AbstractEventLoop) -> None:
         """Enqueue inputs of one chunk in ``loop``, the server's, until ``aclose``."""

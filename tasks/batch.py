@@ -56,6 +56,14 @@ class Staged:
     events: dict[str, str] = field(default_factory=dict)  # job id -> its task-sent event
 
 
+@dataclass
+class Commit:
+    """A call of ``commit_batch.lua``."""
+
+    keys: list[str]
+    args: list[Any]
+
+
 class Batch:
     """The jobs of one input, staged in chunks and committed together.
 
@@ -198,18 +206,25 @@ class Batch:
         Raises ``JobValidationError`` (nothing visible) if the input had a problem,
         ``CommitUncertain`` if the connection broke during the commit (``confirm`` tells).
         """
-        if not self.staged and len(self._pending) <= CHUNK:
-            return self._commit_at_once()
+        if self.fits_at_once():
+            call = self.at_once()
+            return self.answer if call is None else self._run(call)
         self.flush()
         self.problems.raise_if_any()
         if not self.staged:
             return self.answer
-        return self._run_commit(self.staged, [])
+        return self._run(self._call(self.staged, []))
 
-    def _commit_at_once(self) -> Enqueued:
+    def fits_at_once(self) -> bool:
+        """Whether the jobs taken so far are the whole input of one chunk, nothing staged."""
+        return not self.staged and len(self._pending) <= CHUNK
+
+    def at_once(self) -> Commit | None:
         """An input of one chunk (a single callback, a small array) skips the staging area and
         the key lookup: its entries travel in the commit itself, which checks their keys
-        anyway, so the whole enqueue is one round trip."""
+        anyway, so the whole enqueue is one round trip. The call of that commit (None: no job
+        to commit), for ``settle`` to read its reply; raises ``JobValidationError`` for a
+        problem. Nothing is sent to Redis here, so an event loop may run it."""
         pending, self._pending = self._pending, []
         staged = Staged()
         now = time.time()
@@ -218,7 +233,7 @@ class Batch:
                 self._stage(kind, payload, self._key(name) if name else None, now, staged)
         self.problems.raise_if_any()
         if not staged.entries:
-            return self.answer
+            return None
         inline = [
             _json(
                 {
@@ -230,41 +245,37 @@ class Batch:
             )
             for entry in staged.entries
         ]
-        return self._run_commit(len(inline), inline)
+        return self._call(len(inline), inline)
 
-    def _run_commit(self, count: int, inline: list[str]) -> Enqueued:
+    def _call(self, count: int, inline: list[str]) -> Commit:
+        keys_ = [
+            *self._staging_keys()[:3],
+            keys.STATS,
+            keys.DELAYED,
+            keys.batch_receipt(self.id),
+            keys.jobs_in(jobstore.State.QUEUED),
+            keys.jobs_in(jobstore.State.DELAYED),
+            keys.batch_events(self.id),
+            keys.account_stats(self.account),
+        ]
+        args = [count, f"{time.time():.6f}", self.window, RECEIPT_TTL, self._events_channel]
+        return Commit(keys_, [*args, *inline])
+
+    def _run(self, call: Commit) -> Enqueued:
         try:
-            reply = script(self.client, "commit_batch")(
-                keys=[
-                    *self._staging_keys()[:3],
-                    keys.STATS,
-                    keys.DELAYED,
-                    keys.batch_receipt(self.id),
-                    keys.jobs_in(jobstore.State.QUEUED),
-                    keys.jobs_in(jobstore.State.DELAYED),
-                    keys.batch_events(self.id),
-                    keys.account_stats(self.account),
-                ],
-                args=[
-                    count,
-                    f"{time.time():.6f}",
-                    self.window,
-                    RECEIPT_TTL,
-                    self._events_channel,
-                    *inline,
-                ],
-            )
+            reply = script(self.client, "commit_batch")(keys=call.keys, args=call.args)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise CommitUncertain(self.id) from exc
-        return self._settle([str(part) for part in reply])
+        return self.settle(reply)
 
     def confirm(self) -> Enqueued | None:
         """After a lost reply: the job ids if the commit ran, None if it did not."""
         receipt: str | None = self.client.get(keys.batch_receipt(self.id))  # type: ignore[assignment]
-        return None if receipt is None else self._settle(receipt.split(" "))
+        return None if receipt is None else self.settle(receipt.split(" "))
 
-    def _settle(self, reply: list[str]) -> Enqueued:
+    def settle(self, reply: list[Any]) -> Enqueued:
         """Read the commit's answer: a dropped job's place gets the id that holds its key."""
+        reply = [str(part) for part in reply]
         if reply[0] == "missing":
             raise StagingExpired(
                 f"the staged jobs expired (the input paused for more than {self.ttl} s)"

@@ -7,20 +7,23 @@ job_ids = producer.comments(leads)          # packed 100 leads per request
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
+import redis.asyncio
 from celery import Celery
 from kombu.exceptions import OperationalError
 from redis.exceptions import OutOfMemoryError
 
 from config import Settings
 from config.accounts import DEFAULT as DEFAULT_ACCOUNT
-from tasks.batch import Batch, CommitUncertain, Enqueued
+from tasks.batch import CHUNK, Batch, CommitUncertain, Enqueued
 from tasks.jobstream import Job, auto_key, callback_kind, comment_jobs, jobs_of, keyed
 from tasks.kind import JobKind
 from tasks.models import CommentLead
@@ -34,6 +37,7 @@ from worker.messages import MessageBuilder
 from worker.outage import TRANSIENT, ride_out
 from worker.redis_conn import connect, redis_url
 from worker.redis_health import describe_full, refuse_eviction
+from worker.scripts import async_script
 
 
 class QueueUnavailable(RedisUnavailable):
@@ -61,14 +65,14 @@ class Producer:
         from worker.celery_app import create_app  # the app imports the tasks, which import us
 
         self.settings = settings
-        self._url = redis_url(settings)
-        self.redis = connect(settings, self._url, resend=False)
+        self.url = redis_url(settings)
+        self.redis = connect(settings, self.url, resend=False)
         try:
             refuse_eviction(self.redis, settings)
         except UNAVAILABLE as exc:
             self.redis.close()
             raise unavailable(exc) from exc
-        self.app = app or create_app(settings, self._url)
+        self.app = app or create_app(settings, self.url)
         self._builders = threading.local()
         self._builders_lock = threading.Lock()
         self._every_builder: list[MessageBuilder] = []
@@ -201,18 +205,62 @@ class Producer:
         """
         name = self.settings.account(account).name  # an unknown account is refused first
         try:
-            batch = Batch(
-                self.redis,
-                self._builder(),
-                problems,
-                window=self.settings.idempotency_window,
-                not_before=not_before,
-                account=name,
-            )
+            batch = self._batch(self._builder(), problems, not_before, name)
             return self._stage_and_commit(batch, jobs)
         except UNAVAILABLE as exc:
             self._forget_builder()  # its channel may hold a dead connection
             raise unavailable(exc) from exc
+
+    async def from_items_at_once(
+        self,
+        client: redis.asyncio.Redis,
+        builder: MessageBuilder,
+        kind_name: str,
+        items: Iterable[tuple[int, Any]],
+        problems: Problems,
+        idempotency_key: str | None = None,
+        not_before: float | None = None,
+        account: str | None = None,
+    ) -> Enqueued | None:
+        """``from_items`` in an event loop for an input of one chunk (a single callback, a
+        small array): the same checks, messages and commit, its one round trip made on
+        ``client`` (redis.asyncio) instead of a thread's blocking call. ``builder`` is the
+        loop's own (``message_builder``). None for a larger input: nothing was done, and
+        ``from_items`` enqueues it."""
+        name = self.settings.account(account).name
+        jobs = keyed(jobs_of(kind_name, items, problems), idempotency_key, derive=True)
+        head = list(itertools.islice(jobs, CHUNK))
+        if len(head) == CHUNK:
+            return None
+        batch = self._batch(builder, problems, not_before, name)
+        for job in head:
+            batch.add(job)
+        try:
+            call = batch.at_once()
+            if call is None:
+                return batch.answer
+            try:
+                reply = await async_script(client, "commit_batch")(call.keys, call.args)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise CommitUncertain(batch.id) from exc
+            return batch.settle(reply)
+        except CommitUncertain as uncertain:
+            return await asyncio.to_thread(self._confirm, batch, uncertain)
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
+
+    def _batch(
+        self, builder: MessageBuilder, problems: Problems, not_before: float | None, account: str
+    ) -> Batch:
+        window = self.settings.idempotency_window
+        return Batch(
+            self.redis, builder, problems, window=window, not_before=not_before, account=account
+        )
+
+    def message_builder(self) -> MessageBuilder:
+        """A message builder of the caller's own, to close when done. Making one blocks (a
+        connection to Redis): an event loop has its own made in another thread."""
+        return MessageBuilder(self.app)
 
     def _builder(self) -> MessageBuilder:
         """This thread's message builder, kept between inputs: making one opens a kombu

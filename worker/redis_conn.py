@@ -13,6 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -54,21 +57,43 @@ def connect(settings: Settings, url: str | None = None, *, resend: bool = True) 
     a transaction again that may already have run (a lost reply), and enqueue it twice. The
     producer asks Redis what happened instead.
     """
+    options = _options(None if resend else Retry(NoBackoff(), 0))
+    url = url or redis_url(settings)
+    if is_sentinel(url):
+        nodes, db = sentinel_nodes(url)
+        sentinels = Sentinel(nodes, **SENTINEL_TIMEOUTS)  # type: ignore[no-untyped-call]
+        primary: redis.Redis = sentinels.master_for(settings.sentinel_master, db=db, **options)  # type: ignore[no-untyped-call]
+        return primary
+    return redis.Redis.from_url(url, **options)
+
+
+def connect_async(settings: Settings, url: str) -> redis.asyncio.Redis:
+    """``connect(settings, url, resend=False)`` for an event loop (redis.asyncio): the same
+    replies, timeouts and Sentinel lookup, and no command sent twice. Connects when first used."""
+    options = _options(AsyncRetry(NoBackoff(), 0))
+    if is_sentinel(url):
+        nodes, db = sentinel_nodes(url)
+        sentinels = AsyncSentinel(nodes, **SENTINEL_TIMEOUTS)  # type: ignore[no-untyped-call]
+        primary: redis.asyncio.Redis = sentinels.master_for(
+            settings.sentinel_master, db=db, **options
+        )
+        return primary
+    return redis.asyncio.Redis.from_url(url, **options)
+
+
+SENTINEL_TIMEOUTS = {"socket_timeout": 5, "socket_connect_timeout": 5}
+
+
+def _options(retry: Retry | AsyncRetry | None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "decode_responses": True,
         "socket_timeout": 10,
         "socket_connect_timeout": 5,
         "health_check_interval": 30,
     }
-    if not resend:
-        options["retry"] = Retry(NoBackoff(), 0)
-    url = url or redis_url(settings)
-    if is_sentinel(url):
-        nodes, db = sentinel_nodes(url)
-        sentinels = Sentinel(nodes, socket_timeout=5, socket_connect_timeout=5)  # type: ignore[no-untyped-call]
-        primary: redis.Redis = sentinels.master_for(settings.sentinel_master, db=db, **options)  # type: ignore[no-untyped-call]
-        return primary
-    return redis.Redis.from_url(url, **options)
+    if retry is not None:
+        options["retry"] = retry
+    return options
 
 
 def is_sentinel(url: str) -> bool:

@@ -7,7 +7,8 @@ from importlib import resources
 from typing import Any
 
 import redis
-from redis.commands.core import Script
+import redis.asyncio
+from redis.commands.core import AsyncScript, Script
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 # Redis 6 reports a write refused inside a script (a full Redis, a read-only replica) as a
@@ -20,6 +21,13 @@ def _source(name: str) -> str:
     return (resources.files("worker") / "lua" / f"{name}.lua").read_text()
 
 
+def _refusal(exc: redis.ResponseError) -> Exception | None:
+    for quoted, refusal in _REFUSALS:
+        if quoted in str(exc) and not isinstance(exc, refusal):
+            return refusal(str(exc))
+    return None
+
+
 class RefusalAwareScript(Script):
     """A script whose refused writes raise ``OutOfMemoryError`` or ``ReadOnlyError`` on every
     Redis version, so callers wait them out like the same refusal of a plain command."""
@@ -28,9 +36,22 @@ class RefusalAwareScript(Script):
         try:
             return super().__call__(keys, args, client)
         except redis.ResponseError as exc:
-            for quoted, refusal in _REFUSALS:
-                if quoted in str(exc) and not isinstance(exc, refusal):
-                    raise refusal(str(exc)) from exc
+            refusal = _refusal(exc)
+            if refusal is not None:
+                raise refusal from exc
+            raise
+
+
+class RefusalAwareAsyncScript(AsyncScript):
+    """``RefusalAwareScript`` for redis.asyncio."""
+
+    async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        try:
+            return await super().__call__(keys, args, client)
+        except redis.ResponseError as exc:
+            refusal = _refusal(exc)
+            if refusal is not None:
+                raise refusal from exc
             raise
 
 
@@ -39,4 +60,12 @@ def script(client: redis.Redis, name: str) -> Script:
     registered: dict[str, Script] = client.__dict__.setdefault("_ctq_scripts", {})
     if name not in registered:
         registered[name] = RefusalAwareScript(client, _source(name))
+    return registered[name]
+
+
+def async_script(client: redis.asyncio.Redis, name: str) -> AsyncScript:
+    """``script`` for a redis.asyncio client."""
+    registered: dict[str, AsyncScript] = client.__dict__.setdefault("_ctq_scripts", {})
+    if name not in registered:
+        registered[name] = RefusalAwareAsyncScript(client, _source(name))
     return registered[name]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
@@ -19,7 +20,7 @@ from api.responses import INVALID, NOT_FOUND, TOO_LARGE, UNAVAILABLE
 from api.schemas import Enqueued
 from config import Settings
 from tasks.registry import ENQUEUE_KINDS
-from tasks.validation import JobValidationError, Problem, Problems
+from tasks.validation import JobValidationError, Problem, Problems, json_lines
 from worker.status import JobDetail, job_detail
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -72,6 +73,20 @@ def not_before(at: str | None, settings: Settings) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=settings.tz)).timestamp()
 
 
+# A body this small holds a job or a few: read, checked and committed in the event loop
+# (``Backend.enqueue_at_once``), as a thread hop costs more than that work.
+AT_ONCE_BYTES = 4096
+
+
+def parsed(
+    body: bytes, content_type: str | None, problems: Problems, settings: Settings
+) -> Iterable[tuple[int, Any]]:
+    """``(line, value)`` per job, as ``ctq enqueue`` reads them (NDJSON lines as a file's)."""
+    if is_ndjson(content_type):
+        return json_lines(ndjson_lines(body), problems, settings.max_line_bytes)
+    return items(body, content_type, problems)
+
+
 def enqueue(
     state: Backend,
     kind: str,
@@ -83,14 +98,9 @@ def enqueue(
 ) -> Enqueued:
     """The same producer call as ``ctq enqueue``: lines as they are, or parsed JSON items."""
     producer = state.producer()
-    if is_ndjson(content_type):
-        ids = producer.from_json_lines(
-            kind, ndjson_lines(body), idempotency_key=key, not_before=when, account=account
-        )
-    else:
-        problems = Problems()
-        parsed = items(body, content_type, problems)
-        ids = producer.from_items(kind, parsed, problems, key, when, account)
+    problems = Problems()
+    items_ = parsed(body, content_type, problems, state.settings)
+    ids = producer.from_items(kind, items_, problems, key, when, account)
     return Enqueued(job_ids=list(ids), reused=ids.reused)
 
 
@@ -106,17 +116,19 @@ def _enqueue_route(kind: str) -> None:
         body = await request.body()
         when = not_before(at, settings)
         content_type = request.headers.get("content-type")
-        # One hop to the threadpool: the producer (blocking redis-py) runs there.
-        answer = await run_in_threadpool(
-            enqueue,
-            backend.backend(request),
-            kind,
-            body,
-            content_type,
-            idempotency_key,
-            when,
-            whose,
-        )
+        state = backend.backend(request)
+        answer = None
+        if len(body) <= AT_ONCE_BYTES:
+            problems = Problems()
+            items_ = parsed(body, content_type, problems, settings)
+            ids = await state.enqueue_at_once(kind, items_, problems, idempotency_key, when, whose)
+            if ids is not None:
+                answer = Enqueued(job_ids=list(ids), reused=ids.reused)
+        if answer is None:
+            # The producer (blocking redis-py) runs in the threadpool.
+            answer = await run_in_threadpool(
+                enqueue, state, kind, body, content_type, idempotency_key, when, whose
+            )
         return JSONResponse(answer.model_dump(), status_code=202)
 
     router.add_api_route(

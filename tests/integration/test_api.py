@@ -127,6 +127,9 @@ def test_redis_down_answers_503_and_enqueues_nothing(
         client = redis.Redis.from_url(server.url, decode_responses=True)
         assert jobstore.counts(client)["queued"] == 1  # the first callback only
         assert requests.get(f"{api.url}/readyz", headers=AUTH, timeout=30).status_code == 200
+        again = post(api, "callback", AUTH, json={**CALLBACK, "phone": "79991230004"})
+        assert again.status_code == 202
+        assert jobstore.counts(client)["queued"] == 2
         client.close()
     finally:
         server.stop()
@@ -205,3 +208,24 @@ def test_jobs_posted_for_an_account_go_on_its_queue_and_unknown_accounts_get_422
     assert (real_redis.llen("bulk"), real_redis.llen("bulk.shop-a")) == (0, 1)
     shown = requests.get(f"{api.url}/v1/status", headers=AUTH, timeout=10).json()
     assert shown["accounts"]["shop-a"]["queues"] == {"realtime": 0, "bulk": 1}
+
+
+def test_serve_with_two_workers_enqueues_and_checks_keys_in_each_process(
+    api_env: dict[str, str], real_redis: redis.Redis, start_api: Callable[..., ApiProcess]
+) -> None:
+    api = start_api(api_env, "--workers", "2")
+    # Each request on a connection of its own, so both processes answer some of them.
+    for _ in range(8):
+        assert requests.get(f"{api.url}/readyz", headers=AUTH, timeout=30).status_code == 200
+        refused = post(api, "callback", {}, json=CALLBACK)
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+    assert requests.get(f"{api.url}/readyz", timeout=30).status_code == 401
+    answers = [
+        post(api, "callback", AUTH, json={**CALLBACK, "phone": f"7999123{n:04d}"}) for n in range(8)
+    ]
+    assert [a.status_code for a in answers] == [202] * 8
+    ids = [a.json()["job_ids"][0] for a in answers]
+    assert len(set(ids)) == 8
+    assert jobstore.counts(real_redis)["queued"] == 8
+    assert real_redis.llen("realtime") == 8

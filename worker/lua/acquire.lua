@@ -70,14 +70,13 @@ if not realtime and reserve > 0 and redis.call('EXISTS', KEYS[9]) == 1 then
 end
 local gap = realtime and math.ceil(interval / 4) or math.ceil(keep / room)
 local slot = now
--- The newest `limit` permits, oldest first: {member, slot, member, slot, ...}.
-local newest = redis.call('ZRANGE', KEYS[1], -limit, -1, 'WITHSCORES')
-local count = #newest / 2
-if count > 0 then
-  slot = math.max(slot, tonumber(newest[2 * count]) + gap)
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if newest[2] then
+  slot = math.max(slot, tonumber(newest[2]) + gap)
 end
-if count >= room then
-  slot = math.max(slot, tonumber(newest[2 * (count - room + 1)]) + keep)
+local nth_newest = redis.call('ZRANGE', KEYS[1], -room, -room, 'WITHSCORES')
+if nth_newest[2] then
+  slot = math.max(slot, tonumber(nth_newest[2]) + keep)
 end
 local paused_until = redis.call('GET', KEYS[2])
 if paused_until then

@@ -9,13 +9,16 @@ leaves a staging area that expires ``STAGING_TTL`` seconds after its last chunk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from tasks.jobstream import Job, fingerprint
@@ -24,7 +27,7 @@ from tasks.validation import Problem, Problems
 from worker import jobstore, keys
 from worker.errors import CtqError
 from worker.messages import MessageBuilder
-from worker.scripts import script
+from worker.scripts import async_script, script
 
 CHUNK = 100  # jobs written to the staging area at a time (10,000 leads for comments)
 STAGING_TTL = 900  # seconds a staging area outlives its last chunk
@@ -261,12 +264,28 @@ class Batch:
         args = [count, f"{time.time():.6f}", self.window, RECEIPT_TTL, self._events_channel]
         return Commit(keys_, [*args, *inline])
 
+    async def commit_on(self, client: redis.asyncio.Redis) -> Enqueued:
+        """``commit`` for an input of one chunk (``at_once``), its one round trip made on an
+        event loop's client."""
+        call = self.at_once()
+        if call is None:
+            return self.answer
+        with self._reply_may_be_lost():
+            reply = await async_script(client, "commit_batch")(keys=call.keys, args=call.args)
+        return self.settle(reply)
+
     def _run(self, call: Commit) -> Enqueued:
-        try:
+        with self._reply_may_be_lost():
             reply = script(self.client, "commit_batch")(keys=call.keys, args=call.args)
+        return self.settle(reply)
+
+    @contextlib.contextmanager
+    def _reply_may_be_lost(self) -> Iterator[None]:
+        """A connection that broke during the commit leaves it unknown whether it ran."""
+        try:
+            yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise CommitUncertain(self.id) from exc
-        return self.settle(reply)
 
     def confirm(self) -> Enqueued | None:
         """After a lost reply: the job ids if the commit ran, None if it did not."""

@@ -37,7 +37,6 @@ from worker.messages import MessageBuilder
 from worker.outage import TRANSIENT, ride_out
 from worker.redis_conn import connect, redis_url
 from worker.redis_health import describe_full, refuse_eviction
-from worker.scripts import async_script
 
 
 class QueueUnavailable(RedisUnavailable):
@@ -236,14 +235,7 @@ class Producer:
         for job in head:
             batch.add(job)
         try:
-            call = batch.at_once()
-            if call is None:
-                return batch.answer
-            try:
-                reply = await async_script(client, "commit_batch")(call.keys, call.args)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                raise CommitUncertain(batch.id) from exc
-            return batch.settle(reply)
+            return await batch.commit_on(client)
         except CommitUncertain as uncertain:
             return await asyncio.to_thread(self._confirm, batch, uncertain)
         except UNAVAILABLE as exc:

@@ -17,6 +17,8 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -74,6 +76,40 @@ class Sandbox:
         self.requests: list[dict[str, Any]] = []
         self.statuses: Counter[int] = Counter()
         self.lock = threading.Lock()
+        # shut(): a fault test stops the API at a known point. Requests that arrive meanwhile
+        # get 503 and are not processed; ``_busy`` counts those between counting and answer.
+        self._shut = False
+        self._busy = 0
+        self._idle = threading.Condition(self.lock)
+
+    @contextmanager
+    def serving(self) -> Iterator[bool]:
+        """Whether this request is processed (False while shut); the answer is sent inside."""
+        with self.lock:
+            admitted = not self._shut
+            self._busy += admitted
+        try:
+            yield admitted
+        finally:
+            with self.lock:
+                self._busy -= admitted
+                self._idle.notify_all()
+
+    @property
+    def processing(self) -> int:
+        return self._busy
+
+    def shut(self, timeout: float = 30) -> None:
+        """Stop processing requests and return once every request being processed is answered:
+        from then on, no request is between the API counting it and the client reading it."""
+        with self.lock:
+            self._shut = True
+            if not self._idle.wait_for(lambda: self._busy == 0, timeout):
+                raise TimeoutError(f"{self._busy} requests still being processed")
+
+    def reopen(self) -> None:
+        with self.lock:
+            self._shut = False
 
     def delay_inbound(self) -> None:
         low, high = self.latency
@@ -175,13 +211,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"callback_minutes": sandbox.callback_minutes})
         headers = {k.lower(): v for k, v in self.headers.items()}
         sandbox = self.server.sandbox
-        status, body = sandbox.handle(self.path, headers, raw, self.client_address[0])
-        sandbox.record(self._entry(headers, raw, status))
-        if status == DROP:
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self._send(status, body)
+        with sandbox.serving() as admitted:
+            if not admitted:
+                sandbox.record(self._entry(headers, raw, 503))
+                return self._send(503, {"message": "Service Unavailable (shut)"})
+            status, body = sandbox.handle(self.path, headers, raw, self.client_address[0])
+            sandbox.record(self._entry(headers, raw, status))
+            if status == DROP:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self._send(status, body)
 
     def do_GET(self) -> None:
         sandbox = self.server.sandbox

@@ -8,7 +8,8 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +54,28 @@ def accepted_so_far(sandbox: RunningSandbox) -> int:
         return sum(1 for r in state.requests if r["status"] == 200)
 
 
-def between_requests(sandbox: RunningSandbox, sent: int, gap: float, timeout: float = 120) -> None:
-    """Wait for the ``sent``-th success, then half a request interval (``gap``): no request is
-    between the API's answer and its record (that window is in the README; the fault tests
-    are about everything else)."""
+@contextmanager
+def at_rest(
+    sandbox: RunningSandbox, redis_url: str, sent: int, timeout: float = 120
+) -> Iterator[None]:
+    """After the ``sent``-th success, shut the sandbox (requests meanwhile get 503, processed
+    by nothing, and are retried) and wait until every success it answered is recorded done: no
+    request is between the API's answer and its record while the body runs. That window is in
+    the README; the fault tests are about everything else."""
     wait_for(lambda: accepted_so_far(sandbox) >= sent, timeout=timeout, interval=0.002)
-    time.sleep(gap / 2)
+    sandbox.server.sandbox.shut()
+    try:
+        wait_for(lambda: counts(redis_url)["done"] == accepted_so_far(sandbox), timeout=30)
+        yield
+    finally:
+        sandbox.server.sandbox.reopen()
 
 
-def kill_after(sandbox: RunningSandbox, worker: WorkerProcess, requests_: int, gap: float) -> None:
-    """SIGKILL the worker (all its processes) between requests, after the N-th success."""
-    between_requests(sandbox, requests_, gap)
-    os.killpg(worker.process.pid, signal.SIGKILL)
-    worker.process.wait()
+def kill_at_rest(sandbox: RunningSandbox, redis_url: str, worker: WorkerProcess, sent: int) -> None:
+    """SIGKILL the worker (all its processes) after the ``sent``-th success, at rest."""
+    with at_rest(sandbox, redis_url, sent):
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        worker.process.wait()
 
 
 def test_workers_killed_with_sigkill_lose_nothing_and_send_each_phone_once(
@@ -92,9 +102,9 @@ def test_workers_killed_with_sigkill_lose_nothing_and_send_each_phone_once(
     phones = callbacks_file(tmp_path / "calls.jsonl", 500)
     enqueue_file(env, tmp_path / "calls.jsonl")
 
-    kill_after(sandbox, victim, 100, gap=1 / 20)
+    kill_at_rest(sandbox, redis_url, victim, 100)
     victim = start_worker(env, "-c", "4")
-    kill_after(sandbox, victim, 300, gap=1 / 20)
+    kill_at_rest(sandbox, redis_url, victim, 300)
     start_worker(env, "-c", "4")
 
     wait_for(lambda: counts(redis_url)["done"] == 500, timeout=240, interval=0.5)

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import RunningSandbox, env_for
 from tests.helpers import WorkerProcess, run_ctq, wait_for
 from tests.integration.test_faults import (
-    between_requests,
+    at_rest,
     callbacks_file,
     counts,
     enqueue_file,
@@ -65,10 +65,10 @@ def test_a_killed_workers_callbacks_are_sent_by_another_within_seconds_and_once(
     redis_url: str, sandbox: RunningSandbox, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     env, victim, phones = start_two_workers(redis_url, sandbox, start_worker, tmp_path)
-    between_requests(sandbox, 3, 1 / RATE, timeout=60)
-    assert held_by(env, victim) >= 2
-    os.killpg(victim.process.pid, signal.SIGKILL)
-    victim.process.wait()
+    with at_rest(sandbox, redis_url, 3, timeout=60):
+        assert held_by(env, victim) >= 2
+        os.killpg(victim.process.pid, signal.SIGKILL)
+        victim.process.wait()
     killed_at = time.monotonic()
 
     wait_for(lambda: counts(redis_url)["done"] == 16, timeout=60, interval=0.2)
@@ -83,9 +83,9 @@ def test_a_frozen_worker_sends_nothing_another_worker_took_over(
     redis_url: str, sandbox: RunningSandbox, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     env, victim, phones = start_two_workers(redis_url, sandbox, start_worker, tmp_path)
-    between_requests(sandbox, 3, 1 / RATE, timeout=60)
-    assert held_by(env, victim) >= 2
-    os.killpg(victim.process.pid, signal.SIGSTOP)
+    with at_rest(sandbox, redis_url, 3, timeout=60):
+        assert held_by(env, victim) >= 2
+        os.killpg(victim.process.pid, signal.SIGSTOP)
     try:
         wait_for(lambda: counts(redis_url)["done"] == 16, timeout=60, interval=0.2)
         time.sleep(max(0.0, 30 - 16 / RATE))  # frozen for 30 s in all

@@ -15,7 +15,7 @@ from sandbox.rate import SlidingWindow
 from sandbox.server import Sandbox, SandboxHTTPServer
 from tasks import callback, comment, pool_update
 from tests.conftest import RunningSandbox
-from tests.helpers import SITE_ID, TEST_TOKEN, free_port
+from tests.helpers import SITE_ID, TEST_TOKEN, free_port, wait_for
 from worker.calltouch import CalltouchClient
 from worker.outcome import classify
 
@@ -118,6 +118,30 @@ def test_sandbox_answers_429_beyond_its_rate() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_shut_sandbox_answers_what_it_processes_and_then_processes_nothing(
+    sandbox: RunningSandbox,
+) -> None:
+    api, body = sandbox.server.sandbox, {"routeKey": "rk", "phone": "79991234567"}
+
+    def send() -> str:
+        return classify(client(sandbox.url).post(callback.KIND.path, body)).key
+
+    api.latency = (0.3, 0.3)
+    answers: list[str] = []
+    slow = threading.Thread(target=lambda: answers.append(send()))
+    slow.start()
+    wait_for(lambda: api.processing == 1, interval=0.01)
+    api.shut()
+    # shut() returned once the request being processed was answered
+    assert [r["status"] for r in sandbox.received()] == [200]
+    assert send() == "http_5xx"
+    api.reopen()
+    assert send() == "http_2xx"
+    slow.join()
+    assert answers == ["http_2xx"]
+    assert [r["status"] for r in sandbox.received()] == [200, 503, 200]
 
 
 @pytest.fixture

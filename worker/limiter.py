@@ -42,6 +42,11 @@ class Booking(IntEnum):
 _MEMBER_IDS = itertools.count()
 # Realtime jobs never have to come back: they book whatever slot is next.
 REALTIME_HORIZON_US = 24 * 3600 * 1_000_000
+# Bulk jobs book a slot at most this far ahead and come back this much before it: a process
+# wakes a few ms late (the sleep, the give-way check, the booking's round trip), and booking
+# "now" then would push every later slot by that much (b): 200 requests took 0.5-0.8 s more
+# than their pace). A callback loses at most this long to a bulk booking made ahead.
+BULK_HORIZON_US = 20_000
 # The learned margin (observe.lua): the spread is the 99th percentile of the last 200 round
 # trips minus their minimum; after a 429 widened it by half, every 10 calm answers narrow it
 # by 10 ms (a 150 ms margin widened to 225 ms is back in 75 answers: 15 s at 5/s).
@@ -178,7 +183,7 @@ class Limiter:
             args=[
                 self.window_us,
                 self.limit,
-                0 if bulk else REALTIME_HORIZON_US,
+                BULK_HORIZON_US if bulk else REALTIME_HORIZON_US,
                 member,
                 claim.cost,
                 claim.cap,

@@ -9,8 +9,10 @@
 -- bulk booking leaves `reserve` permits of every window free (room = limit - reserve): the
 -- next callback finds one, at a cost of 1 / limit of the bulk rate meanwhile.
 -- The margin is the one the workers learn together (observe.lua), `floor` until it is known.
--- A lane may book at most `horizon` ahead (bulk: 0, only a slot that is free now); beyond that
--- it is told when to come back, so a realtime job that arrives later books the next slot.
+-- A lane may book at most `horizon` ahead (bulk: a few ms, a slot that is free now or about
+-- to be); beyond that it is told to come back `horizon` before the slot, so a realtime job
+-- that arrives meanwhile books it, and the bulk job that comes back a little late still
+-- books the slot itself, not a later one: late wake-ups do not add up over a batch.
 --
 -- KEYS[1] permits zset (slot per member)  KEYS[2] pause string  KEYS[3] waiters zset of lane
 -- KEYS[4] points hash of today   KEYS[5] reservations zset of today ("member/cost" -> expiry)
@@ -104,7 +106,7 @@ if fair == 1 then
     return math.max(tonumber(redis.call('HGET', KEYS[7], name) or '0'), virtual)
   end
   start = start_of(account)
-  if slot <= now then
+  if slot - now <= horizon then
     for _, other in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
       if other ~= account and start_of(other) < start then
         local back = now + math.ceil(interval / 4)

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     long_retry_delay: float = Field(3600.0, gt=0, validation_alias="CTQ_LONG_RETRY_DELAY")
     visibility_timeout: int = Field(300, ge=10, validation_alias="CTQ_VISIBILITY_TIMEOUT")
     lease_seconds: float = Field(6.0, ge=2, validation_alias="CTQ_LEASE_SECONDS")
+    lost_message_after: float = Field(30.0, ge=3, validation_alias="CTQ_LOST_MESSAGE_AFTER")
     idempotency_window: int = Field(3600, ge=1, validation_alias="CTQ_IDEMPOTENCY_WINDOW")
     breaker_probe_interval: float = Field(
         300.0, gt=0, validation_alias="CTQ_BREAKER_PROBE_INTERVAL"

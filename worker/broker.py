@@ -71,7 +71,24 @@ class RecordingQoS(kombu_redis.QoS):
         if time.monotonic() - started > RETRY_EVERY:
             log.warning("message of job %s recorded; consuming again", message.headers.get("id"))
 
+    @property
+    def connection_released(self) -> bool:
+        """After a lost connection Celery closes the consumer's channel and releases its
+        transport, but the messages its pool processes still run are acked (or rejected) on
+        that channel when they end. kombu would then build a client from connection info
+        that is gone and raise AttributeError, an "unrecoverable error" that stops the whole
+        worker. The messages are among the unacked in Redis either way: ``worker.recovery``
+        forgets each whose job is settled and puts back each that still has to run."""
+        transport = self.channel.connection
+        return transport is None or transport.client is None
+
     def ack(self, delivery_tag: Any) -> None:
+        if self.connection_released:
+            log.info(
+                "message %s ended after its connection was lost: left to recovery", delivery_tag
+            )
+            virtual.QoS.ack(self, delivery_tag)
+            return
         # ZREM and HDEL only free memory, so a full Redis runs them, except inside MULTI (as
         # kombu sends them), where a full Redis refuses every command. The message goes first:
         # a failure in between leaves an index entry alone, which kombu's sweep drops.
@@ -82,7 +99,7 @@ class RecordingQoS(kombu_redis.QoS):
         virtual.QoS.ack(self, delivery_tag)
 
     def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
-        if not requeue:
+        if not requeue or self.connection_released:
             self.ack(delivery_tag)
             return
         try:
@@ -92,6 +109,21 @@ class RecordingQoS(kombu_redis.QoS):
             # writes (its job holds no lease any more), the visibility timeout at the latest.
             log.warning("message %s left unacked to be put back later (%s)", delivery_tag, exc)
             virtual.QoS.ack(self, delivery_tag)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        # kombu puts back the messages this consumer holds when it closes the channel; Celery
+        # closes it a second time after a lost connection, with the transport released.
+        held = len(self._delivered or ())
+        if self.connection_released:
+            log.warning(
+                "%d message(s) held at a lost connection left among the unacked to be put back",
+                held,
+            )
+            return
+        try:
+            super().restore_unacked(client)
+        except TRANSIENT as exc:
+            log.warning("%d message(s) held left among the unacked to be put back (%s)", held, exc)
 
     def restore_visible(self, *args: Any, **kwargs: Any) -> None:
         # kombu's periodic visibility-timeout sweep: on a full Redis it fails with OOM, which

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from celery import current_app
@@ -12,6 +13,8 @@ from config import Settings
 from scheduler.beat import beat_schedule
 from tasks.registry import TASK_MODULES
 from worker import broker, keys
+from worker.lost_messages import LostMessageSweep
+from worker.messages import MessageBuilder
 from worker.recovery import start_recovering
 from worker.redis_conn import broker_url, connect, redis_url
 from worker.runtime import CtqApp, runtime_of
@@ -88,10 +91,15 @@ def create_app(settings: Settings, url: str | None = None) -> CtqApp:
 @worker_ready.connect
 def _recover_stalled_jobs(sender: Any, **_: Any) -> None:
     """In each worker's main process: put back, within seconds, the messages of jobs whose
-    worker died (the visibility timeout stays as the backstop)."""
+    worker died (the visibility timeout stays as the backstop), and queue again the jobs whose
+    message was lost on its way to a worker."""
     app = sender.app
-    client = connect(app.ctq_settings, app.ctq_redis_url)
-    start_recovering(client, every=RECOVERY_INTERVAL, grace=app.ctq_settings.lease_seconds)
+    settings = app.ctq_settings
+    client = connect(settings, app.ctq_redis_url)
+    sweep = LostMessageSweep(client, partial(MessageBuilder, app), settings.lost_message_after)
+    start_recovering(
+        client, RECOVERY_INTERVAL, settings.lease_seconds, lost_messages=sweep.run_if_due
+    )
 
 
 @worker_process_init.connect

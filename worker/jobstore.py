@@ -31,6 +31,9 @@ class State(StrEnum):
 
 
 TERMINAL = frozenset({State.DONE, State.DEAD, State.CANCELLED})
+# The job still has to run, and a message on its queue (or among kombu's unacked) is what
+# runs it. In any other state (done, dead, delayed, paused) it needs no message.
+LIVE = frozenset({State.QUEUED, State.RUNNING, State.RETRYING})
 # Each state's index of its jobs (``keys.jobs_in``), kept by every write of a job's state.
 INDEXES = {state: keys.jobs_in(state) for state in State}
 

@@ -8,6 +8,9 @@ message older than a short grace whose job holds no lease has lost its worker. T
 makes kombu's own move (``QoS.restore_by_tag``) for it now, in one transaction per message,
 so two workers recovering at once never put a message back twice. The visibility timeout
 stays as the backstop.
+
+The same thread gives ``worker.lost_messages`` its turn: that sweep covers the other way a
+job loses its message, a message taken from its queue and never recorded as unacked.
 """
 
 from __future__ import annotations
@@ -16,22 +19,21 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError
 
 from tasks.registry import KINDS
 from worker import keys
-from worker.jobstore import State
+from worker.jobstore import LIVE
 from worker.transactions import transact
 
 log = logging.getLogger(__name__)
 
 JOB_TASKS = frozenset(kind.task_name for kind in KINDS.values())
-# The message's job still has to run: put it back. In any other state (done, dead, parked,
-# held) the outcome is recorded elsewhere and the message is only forgotten.
-LIVE = frozenset({State.QUEUED, State.RUNNING, State.RETRYING})
 
 
 def recover_stalled(client: redis.Redis, now: float, grace: float) -> int:
@@ -61,7 +63,7 @@ def _restore(pipe: redis.client.Pipeline, tag: str) -> int:
     pipe.zrem(keys.KOMBU_UNACKED_INDEX, tag)
     pipe.hdel(keys.KOMBU_UNACKED, tag)
     if state not in LIVE:
-        return 0
+        return 0  # its outcome is recorded elsewhere: the message is only forgotten
     headers["redelivered"] = True
     message.get("properties", {}).get("delivery_info", {})["redelivered"] = True
     # kombu consumes with BRPOP: the right end is the next message taken.
@@ -70,16 +72,30 @@ def _restore(pipe: redis.client.Pipeline, tag: str) -> int:
     return 1
 
 
-def start_recovering(client: redis.Redis, every: float, grace: float) -> threading.Thread:
+def start_recovering(
+    client: redis.Redis,
+    every: float,
+    grace: float,
+    lost_messages: Callable[[float], int] | None = None,
+) -> threading.Thread:
     """A daemon thread in the worker's main process: recover stalled messages every ``every``
-    seconds for as long as the worker runs."""
+    seconds for as long as the worker runs, and offer ``lost_messages`` (the sweep for jobs
+    whose message was lost, ``worker.lost_messages``) its turn as often."""
 
     def run() -> None:
         while True:
-            try:
-                recover_stalled(client, time.time(), grace)
-            except redis.RedisError as exc:
-                log.warning("stalled-job recovery: Redis unavailable (%s)", exc)
+            for what, step in (
+                ("stalled-job recovery", partial(recover_stalled, client, grace=grace)),
+                ("lost-message sweep", lost_messages),
+            ):
+                if step is None:
+                    continue
+                try:
+                    step(time.time())
+                except (redis.RedisError, OperationalError) as exc:
+                    log.warning("%s: Redis unavailable (%s)", what, exc)
+                except Exception:  # a bug must not stop the thread: the next round may work
+                    log.exception("%s failed", what)
             time.sleep(every)
 
     thread = threading.Thread(target=run, name="ctq-recovery", daemon=True)

@@ -133,8 +133,7 @@ def test_redis_stopped_for_10_s_with_requests_in_flight_sends_nothing_twice(
             CTQ_INPROCESS_WAIT_MAX="2",
         )
         start_beat(env)
-        start_worker(env, "-c", "4")
-        start_worker(env, "-c", "4")
+        workers = [start_worker(env, "-c", "4"), start_worker(env, "-c", "4")]
         phones = callbacks_file(tmp_path / "calls.jsonl", 120)
         enqueue_file(env, tmp_path / "calls.jsonl")
         wait_for(lambda: accepted_so_far(sandbox) >= 30, timeout=60, interval=0.01)
@@ -147,6 +146,9 @@ def test_redis_stopped_for_10_s_with_requests_in_flight_sends_nothing_twice(
         assert sent_ok(sandbox) == Counter(phones)  # every phone, each exactly once
         final = counts(server.url)
         assert (final["dead"], final["running"], final["retrying"]) == (0, 0, 0)
+        for worker in workers:  # both rode the outage out: none stopped on a kombu error
+            assert worker.process.poll() is None
+            assert "Unrecoverable error" not in worker.output()
     finally:
         server.stop()
 

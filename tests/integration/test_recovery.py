@@ -1,6 +1,7 @@
-"""A dead or frozen worker's jobs are back in seconds, and sent once: real worker processes,
-a real redis-server, the sandbox; CTQ_VISIBILITY_TIMEOUT stays at its 300 s default, so only
-the lease-based recovery can bring the jobs back in time."""
+"""A dead or frozen worker's jobs, and a message lost on its way to a worker, are back in
+seconds, and sent once: real worker processes, a real redis-server, the sandbox;
+CTQ_VISIBILITY_TIMEOUT stays at its 300 s default, so only ctq's own recovery can bring the
+jobs back in time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.conftest import RunningSandbox, env_for
 from tests.helpers import WorkerProcess, run_ctq, wait_for
@@ -95,6 +97,23 @@ def test_a_frozen_worker_sends_nothing_another_worker_took_over(
     assert victim.process.poll() is None
     assert sent_ok(sandbox) == Counter(phones)
     assert "lease lost before sending" in victim.output()
+
+
+def test_a_message_taken_from_its_queue_and_never_recorded_is_replaced_and_sent_once(
+    redis_url: str, sandbox: RunningSandbox, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    env = env_for(redis_url, sandbox, tmp_path / "data", CTQ_LOST_MESSAGE_AFTER="3")
+    phones = callbacks_file(tmp_path / "calls.jsonl", 10)
+    enqueue_file(env, tmp_path / "calls.jsonl")
+    # What Redis stopping between a worker's BRPOP and its reply leaves: the message popped,
+    # in no queue and not among the unacked.
+    with redis.Redis.from_url(redis_url) as client:
+        lost = json.loads(client.rpop("realtime"))["headers"]["id"]  # type: ignore[arg-type]
+    worker = start_worker(env, "-c", "2")
+
+    wait_for(lambda: counts(redis_url)["done"] == 10, timeout=60, interval=0.2)
+    assert sent_ok(sandbox) == Counter(phones)  # the lost one too, and every phone once
+    assert f"job {lost}: its message was lost" in worker.output()
 
 
 def test_status_lists_the_worker_processes_alive(

@@ -1,0 +1,207 @@
+"""Jobs whose queue message was lost: found from their records and queued again.
+
+A worker takes a message with ``BRPOP`` and only then records it among kombu's unacked
+(``worker.broker``). When Redis stops or fails over between the two, the pop may be applied
+(and written to the append-only file) while its reply never reaches the worker: the message
+then exists nowhere, and its job stays "queued" with nothing left to run it. No change on
+the consumer's side can close that gap, because the reply that never arrived was the only
+copy. (kombu's ``Reject(requeue=True)``, which deletes the unacked copy before it pushes the
+message back, has a smaller gap of the same kind.)
+
+The job record is the truth ctq keeps, so the sweep works from it: a job that still has to
+run (queued, running, retrying), has been in that state for CTQ_LOST_MESSAGE_AFTER seconds,
+holds no lease, is not in the delay set, and whose message is in no queue and not among the
+unacked, has lost its message. It gets a new one at the head of its queue, in a transaction
+that checks all of that again under ``WATCH``. A message being taken while the sweep looks
+(popped, not yet recorded) can be queued twice; the job's lease and state make the second
+copy send nothing (``worker.runner.run_job``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+
+import redis
+
+from config.accounts import DEFAULT as DEFAULT_ACCOUNT
+from tasks.registry import KINDS
+from worker import keys
+from worker.jobstore import LIVE
+from worker.messages import MessageBuilder
+from worker.transactions import transact
+
+log = logging.getLogger(__name__)
+
+# A queue is read from its consuming end in chunks. Consecutive chunks overlap, so messages
+# taken from that end between two reads (which moves every index) are not skipped.
+CHUNK = 500
+OVERLAP = 100
+TASK_ID = re.compile(r'"id": ?"([^"]+)"')
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A job that should have a message somewhere: on ``queue``, or among the unacked."""
+
+    job_id: str
+    task_name: str
+    queue: str
+
+
+def find_lost(client: redis.Redis, cutoff: float, limit: int = 1000) -> list[Candidate]:
+    """The jobs (at most ``limit`` per state, oldest first) in a state that needs a message
+    since before ``cutoff`` (unix time), holding no lease, not delayed, with no message in
+    their queue or among the unacked."""
+    candidates = _candidates(client, cutoff, limit)
+    if not candidates:
+        return []
+    by_queue: dict[str, set[str]] = defaultdict(set)
+    for candidate in candidates:
+        by_queue[candidate.queue].add(candidate.job_id)
+    missing: set[str] = set()
+    for queue, job_ids in by_queue.items():
+        missing |= _not_in_queue(client, queue, job_ids)
+    if missing:
+        # Read after the queues: a message taken from one meanwhile is recorded here by now.
+        unacked: list[str] = client.hvals(keys.KOMBU_UNACKED)  # type: ignore[assignment]
+        missing -= {_id_of_unacked(raw) for raw in unacked}
+    return [candidate for candidate in candidates if candidate.job_id in missing]
+
+
+def requeue_lost(
+    client: redis.Redis, builder: MessageBuilder, lost: Iterable[Candidate], cutoff: float
+) -> int:
+    """Give each of ``lost`` a new message at the head of its queue, if it is still lost;
+    return how many were queued."""
+    queued = 0
+    for candidate in lost:
+        watched = (keys.job(candidate.job_id), keys.lease(candidate.job_id))
+        body = partial(_requeue, candidate=candidate, builder=builder, cutoff=cutoff)
+        if transact(client, body, *watched):
+            log.warning(
+                "job %s: its message was lost (in no queue and not among the unacked: taken "
+                "by a worker when Redis stopped?); queued again at the head of %s",
+                candidate.job_id,
+                candidate.queue,
+            )
+            queued += 1
+    return queued
+
+
+def _candidates(client: redis.Redis, cutoff: float, limit: int) -> list[Candidate]:
+    job_ids: list[str] = []
+    for state in LIVE:
+        oldest: list[str] = client.zrangebyscore(keys.jobs_in(state), "-inf", cutoff, 0, limit)  # type: ignore[assignment]
+        job_ids += oldest
+    if not job_ids:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hmget(keys.job(job_id), "kind", "state", "account")
+        pipe.exists(keys.lease(job_id))
+        pipe.zscore(keys.DELAYED, job_id)
+    answers = pipe.execute()
+    candidates = []
+    for i, job_id in enumerate(job_ids):
+        (kind_name, state, account), leased, due = answers[3 * i : 3 * i + 3]
+        kind = KINDS.get(str(kind_name))
+        if kind is None or state not in LIVE or leased or due is not None:
+            continue
+        queue = keys.queue(kind.lane, str(account or DEFAULT_ACCOUNT))
+        candidates.append(Candidate(job_id, kind.task_name, queue))
+    return candidates
+
+
+def _not_in_queue(client: redis.Redis, queue: str, job_ids: set[str]) -> set[str]:
+    """Those of ``job_ids`` with no message on ``queue``. Read from the end workers take
+    from, where the oldest messages are, and only as far as needed to see them all."""
+    missing = set(job_ids)
+    end = -1
+    while missing:
+        chunk: list[str] = client.lrange(queue, end - CHUNK + 1, end)  # type: ignore[assignment]
+        missing -= {_id_of_message(raw) for raw in chunk}
+        if len(chunk) < CHUNK:
+            break
+        end -= CHUNK - OVERLAP
+    return missing
+
+
+def _id_of_message(raw: str) -> str | None:
+    # The task id is the only key named exactly "id" in kombu's message (the body is base64,
+    # the other ids are "root_id", "correlation_id", ...): found without parsing the whole
+    # message, since a long backlog may be read every sweep in the worker's main process.
+    found = TASK_ID.search(raw)
+    if found:
+        return found.group(1)
+    try:
+        return str(json.loads(raw)["headers"]["id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _id_of_unacked(raw: str) -> str | None:
+    try:
+        message, _exchange, _queue = json.loads(raw)
+        return str(message["headers"]["id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _requeue(
+    pipe: redis.client.Pipeline, candidate: Candidate, builder: MessageBuilder, cutoff: float
+) -> int:
+    job_id = candidate.job_id
+    state = pipe.hget(keys.job(job_id), "state")
+    if state not in LIVE or pipe.exists(keys.lease(job_id)):
+        return 0  # settled, or a worker runs it
+    since = pipe.zscore(keys.jobs_in(str(state)), job_id)
+    if since is None or since > cutoff or pipe.zscore(keys.DELAYED, job_id) is not None:
+        return 0  # it moved meanwhile: whoever moved it gave it its message
+    _lpush, (queue, message) = builder.message(candidate.task_name, job_id, candidate.queue)
+    pipe.multi()
+    pipe.rpush(queue, message)  # kombu consumes with BRPOP: the right end is taken next
+    return 1
+
+
+class LostMessageSweep:
+    """Runs ``find_lost`` and ``requeue_lost`` once every ``every`` seconds across the whole
+    cluster: every worker calls ``run_if_due`` often, and the first to take the turn (a key
+    that lives ``every`` seconds) sweeps."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        new_builder: Callable[[], MessageBuilder],
+        lost_after: float,
+    ) -> None:
+        self.client = client
+        self.new_builder = new_builder
+        self.lost_after = lost_after
+        self.every = lost_after / 3
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run_if_due(self, now: float) -> int:
+        """Sweep if no process has in the last ``every`` seconds; return how many jobs were
+        queued again."""
+        turn = self.client.set(
+            keys.LOST_SWEEP, self.owner, nx=True, px=max(1, int(self.every * 1000))
+        )
+        if not turn:
+            return 0
+        cutoff = now - self.lost_after
+        lost = find_lost(self.client, cutoff)
+        if not lost:
+            return 0
+        builder = self.new_builder()
+        try:
+            return requeue_lost(self.client, builder, lost, cutoff)
+        finally:
+            builder.close()

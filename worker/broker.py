@@ -78,7 +78,8 @@ class RecordingQoS(kombu_redis.QoS):
         that channel when they end. kombu would then build a client from connection info
         that is gone and raise AttributeError, an "unrecoverable error" that stops the whole
         worker. The messages are among the unacked in Redis either way: ``worker.recovery``
-        forgets each whose job is settled and puts back each that still has to run."""
+        forgets each whose job is settled and puts back each that still has to run (a
+        maintenance tick comes back at the visibility timeout, kombu's own sweep)."""
         transport = self.channel.connection
         return transport is None or transport.client is None
 

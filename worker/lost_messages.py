@@ -5,16 +5,17 @@ A worker takes a message with ``BRPOP`` and only then records it among kombu's u
 (and written to the append-only file) while its reply never reaches the worker: the message
 then exists nowhere, and its job stays "queued" with nothing left to run it. No change on
 the consumer's side can close that gap, because the reply that never arrived was the only
-copy. (kombu's ``Reject(requeue=True)``, which deletes the unacked copy before it pushes the
-message back, has a smaller gap of the same kind.)
+copy.
 
 The job record is the truth ctq keeps, so the sweep works from it: a job that still has to
 run (queued, running, retrying), has been in that state for CTQ_LOST_MESSAGE_AFTER seconds,
 holds no lease, is not in the delay set, and whose message is in no queue and not among the
 unacked, has lost its message. It gets a new one at the head of its queue, in a transaction
-that checks all of that again under ``WATCH``. A message being taken while the sweep looks
-(popped, not yet recorded) can be queued twice; the job's lease and state make the second
-copy send nothing (``worker.runner.run_job``).
+that checks all of that again under ``WATCH``. The unacked are read before the queues and
+again after, and the delay set before, so a message moving between them while the sweep
+looks is seen; one caught in the instant between a worker's pop and its record can still be
+queued twice. A spare copy sends nothing: a second worker finds the job leased, or no longer
+queued (``worker.runner.run_job``).
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def find_lost(client: redis.Redis, cutoff: float, limit: int = 1000) -> list[Can
     """The jobs (at most ``limit`` per state, oldest first) in a state that needs a message
     since before ``cutoff`` (unix time), with no message in their queue or among the unacked,
     holding no lease, not delayed."""
-    candidates = _candidates(client, cutoff, limit)
+    # The unacked first: jobs being run leave the candidates before any queue is read.
+    unacked = _unacked_jobs(client)
+    candidates = [c for c in _candidates(client, cutoff, limit) if c.job_id not in unacked]
     if not candidates:
         return []
     by_queue: dict[str, set[str]] = defaultdict(set)
@@ -73,13 +76,19 @@ def find_lost(client: redis.Redis, cutoff: float, limit: int = 1000) -> list[Can
     for queue, job_ids in by_queue.items():
         missing |= _not_in_queue(client, queue, job_ids)
     if missing:
-        # Read after the queues: a message taken from one meanwhile is recorded here by now.
-        unacked: list[str] = client.hvals(keys.KOMBU_UNACKED)  # type: ignore[assignment]
-        missing -= {_id_of_unacked(raw) for raw in unacked}
+        # Again after the queues: a message taken from one meanwhile is recorded here by now.
+        missing -= _unacked_jobs(client)
     return _needing_a_message(client, [c for c in candidates if c.job_id in missing])
 
 
+def _unacked_jobs(client: redis.Redis) -> set[str | None]:
+    unacked: list[str] = client.hvals(keys.KOMBU_UNACKED)  # type: ignore[assignment]
+    return {_id_of_unacked(raw) for raw in unacked}
+
+
 def _candidates(client: redis.Redis, cutoff: float, limit: int) -> list[Candidate]:
+    """The oldest jobs of each state that needs a message, except those in the delay set
+    (read before the queues: the delay mover queues a job it takes from there)."""
     job_ids: list[str] = []
     for state in LIVE:
         oldest: list[str] = client.zrangebyscore(keys.jobs_in(state), "-inf", cutoff, 0, limit)  # type: ignore[assignment]
@@ -89,10 +98,12 @@ def _candidates(client: redis.Redis, cutoff: float, limit: int) -> list[Candidat
     pipe = client.pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hmget(keys.job(job_id), "kind", "account")
+    pipe.zmscore(keys.DELAYED, job_ids)
+    *records, due = pipe.execute()
     candidates = []
-    for job_id, (kind_name, account) in zip(job_ids, pipe.execute(), strict=True):
+    for job_id, (kind_name, account), due_at in zip(job_ids, records, due, strict=True):
         kind = KINDS.get(str(kind_name))
-        if kind is not None:  # None: the record expired or was purged
+        if kind is not None and due_at is None:  # no kind: the record expired or was purged
             queue = keys.queue(kind.lane, str(account or DEFAULT_ACCOUNT))
             candidates.append(Candidate(job_id, kind.task_name, queue))
     return candidates
@@ -182,7 +193,7 @@ def _requeue(
         return 0  # settled, or a worker runs it
     since = pipe.zscore(keys.jobs_in(str(state)), job_id)
     if since is None or since > cutoff or pipe.zscore(keys.DELAYED, job_id) is not None:
-        return 0  # it moved meanwhile: whoever moved it gave it its message
+        return 0  # it was queued again, or parked, meanwhile
     _lpush, (queue, message) = builder.message(candidate.task_name, job_id, candidate.queue)
     pipe.multi()
     pipe.rpush(queue, message)  # kombu consumes with BRPOP: the right end is taken next

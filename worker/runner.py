@@ -18,7 +18,7 @@ from tasks.kind import JobKind
 from worker import delays, jobstore, metrics, records
 from worker.breaker import Admission, Breaker
 from worker.decision import Action, Step, decide
-from worker.jobstore import TERMINAL, Job, State
+from worker.jobstore import LIVE, Job, State
 from worker.lease import Lease
 from worker.ledger import next_reset
 from worker.limiter import ComeBack, Permit, PointsClaim
@@ -77,8 +77,11 @@ def run_job(rt: Runtime, kind: JobKind, job_id: str) -> str | None:
     if job is None:
         log.warning("job %s not found (expired or purged); message dropped", job_id)
         return None
-    if job.state in TERMINAL:
-        log.debug("job %s is already %s; not sent again", job_id, job.state)
+    if job.state not in LIVE:
+        # Finished, or waiting in the delay set or behind an open breaker, which queue it
+        # again (as "queued") when it is due: this is a spare copy of an earlier message (a
+        # redelivery, a put-back) and must not send it again, or early.
+        log.debug("job %s is %s; this message sends nothing", job_id, job.state)
         return job.state
     lease = Lease(rt.redis, job_id, rt.settings.lease_seconds)
     # Nothing is sent yet: wait out a full or restarting Redis rather than bounce the message.

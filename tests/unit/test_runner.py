@@ -87,6 +87,13 @@ def add_job(rt: Runtime, kind: JobKind, payload: dict[str, Any], job_id: str = "
 CALLBACK = {"routeKey": "rk", "phone": "79991234567"}
 
 
+def moved_when_due(rt: Runtime, job_id: str) -> None:
+    """What the delay mover does for a parked job once it is due: queued again (the run that
+    follows stands for its new message)."""
+    rt.redis.zrem(keys.DELAYED, job_id)
+    jobstore.transition(rt.redis, job_id, State.QUEUED, now=rt.clock())
+
+
 def test_success_records_done_and_the_last_answer(runtime: Runtime) -> None:
     runtime.calltouch = CannedApi(answer(200, {"data": {"widgetRequestId": 5}}))
     add_job(runtime, callback.KIND, CALLBACK)
@@ -161,6 +168,19 @@ def test_a_redelivered_finished_job_is_not_sent_again(runtime: Runtime) -> None:
     run_job(runtime, callback.KIND, "job1")
     assert run_job(runtime, callback.KIND, "job1") == State.DONE
     assert len(runtime.calltouch.sent) == 1
+
+
+def test_a_spare_copy_of_a_delayed_or_paused_jobs_message_sends_nothing(runtime: Runtime) -> None:
+    runtime.calltouch = CannedApi(answer(400, NO_MINUTES), answer(200))
+    for job_id in ("a", "b"):
+        add_job(runtime, callback.KIND, CALLBACK, job_id)
+    run_job(runtime, callback.KIND, "a")  # parked as the probe, due in 300 s
+    run_job(runtime, callback.KIND, "b")  # held by the open breaker
+    # A second message of each (a put-back, a redelivery) arrives before they are due.
+    assert run_job(runtime, callback.KIND, "a") == State.DELAYED
+    assert run_job(runtime, callback.KIND, "b") == State.PAUSED
+    assert len(runtime.calltouch.sent) == 1
+    assert runtime.redis.zscore(keys.DELAYED, "a") == NOW + 300
 
 
 def test_a_message_for_a_missing_job_sends_nothing(runtime: Runtime) -> None:
@@ -249,6 +269,7 @@ def test_a_successful_probe_resumes_the_lane_and_releases_held_jobs(runtime: Run
     run_job(runtime, callback.KIND, "b")
     later = NOW + 301
     runtime.clock = lambda: later
+    moved_when_due(runtime, "a")
     assert run_job(runtime, callback.KIND, "a") == State.DONE  # the probe
     assert Breaker(runtime.redis, "s1", keys.REALTIME).state() is None
     assert runtime.redis.zscore(keys.DELAYED, "b") == later  # released: due now
@@ -259,6 +280,7 @@ def test_a_failed_probe_keeps_the_lane_paused(runtime: Runtime) -> None:
     add_job(runtime, callback.KIND, CALLBACK, "a")
     run_job(runtime, callback.KIND, "a")
     runtime.clock = lambda: NOW + 301
+    moved_when_due(runtime, "a")
     assert run_job(runtime, callback.KIND, "a") == State.DELAYED
     state = Breaker(runtime.redis, "s1", keys.REALTIME).state()
     assert state and state["probe_at"] == NOW + 301 + 300 and state["since"] == NOW
@@ -298,6 +320,7 @@ def test_a_probe_that_meets_a_429_stays_the_probe(runtime: Runtime) -> None:
     run_job(runtime, callback.KIND, "a")
     run_job(runtime, callback.KIND, "b")
     runtime.clock = lambda: NOW + 301
+    moved_when_due(runtime, "a")
     assert run_job(runtime, callback.KIND, "a") == State.DONE
     assert Breaker(runtime.redis, "s1", keys.REALTIME).state() is None
 

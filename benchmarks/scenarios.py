@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from benchmarks.callback_floor import floor
 from benchmarks.stack import Stack
 from tasks.models import CallbackJob
 from tasks.registry import KINDS
@@ -132,14 +133,17 @@ def _latencies(stack: Stack, received: list[dict[str, Any]]) -> dict[str, float]
         if r["path"] == CALLBACK_PATH and r["status"] == 200
     }
     client = stack.redis
-    delays = []
+    delays, enqueued = [], []
     for key in client.scan_iter("ctq:job:*"):
         job = jobstore.load(client, key.removeprefix("ctq:job:"))
         if job and job.kind == "callback":
             delays.append(sent[job.payload["phone"]] - job.created_at)
+            enqueued.append(job.created_at)
     delays.sort()
     return {
         "callback_p50_s": round(statistics.median(delays), 3),
         "callback_p99_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 3),
         "callback_max_s": round(delays[-1], 3),
+        # The longest wait these arrival moments alone force, batch or not (callback_floor).
+        "callback_floor_s": round(floor(enqueued), 3),
     }

@@ -61,9 +61,11 @@ class Candidate:
 
 
 def find_lost(client: redis.Redis, cutoff: float, limit: int = 1000) -> list[Candidate]:
-    """The jobs (at most ``limit`` per state, oldest first) in a state that needs a message
-    since before ``cutoff`` (unix time), with no message in their queue or among the unacked,
-    holding no lease, not delayed."""
+    """The jobs in a state that needs a message since before ``cutoff`` (unix time), with no
+    message in their queue or among the unacked, holding no lease, not delayed: of the next
+    ``limit`` jobs of each state. Each call takes the page after the last one's, from the
+    oldest to the newest and around again, so a lost job behind a backlog of more than
+    ``limit`` (a queued million-lead batch is 10,000 jobs) is found within a round."""
     # The unacked first: jobs being run leave the candidates before any queue is read.
     unacked = _unacked_jobs(client)
     candidates = [c for c in _candidates(client, cutoff, limit) if c.job_id not in unacked]
@@ -87,12 +89,16 @@ def _unacked_jobs(client: redis.Redis) -> set[str | None]:
 
 
 def _candidates(client: redis.Redis, cutoff: float, limit: int) -> list[Candidate]:
-    """The oldest jobs of each state that needs a message, except those in the delay set
-    (read before the queues: the delay mover queues a job it takes from there)."""
+    """The next page of jobs of each state that needs a message, except those in the delay
+    set (read before the queues: the delay mover queues a job it takes from there)."""
     job_ids: list[str] = []
+    offsets: dict[str, str] = client.hgetall(keys.LOST_SWEEP_CURSOR)  # type: ignore[assignment]
+    following: dict[str, int] = {}
     for state in LIVE:
-        oldest: list[str] = client.zrangebyscore(keys.jobs_in(state), "-inf", cutoff, 0, limit)  # type: ignore[assignment]
-        job_ids += oldest
+        page = _page(client, state, cutoff, int(offsets.get(state, 0)), limit)
+        job_ids += page.job_ids
+        following[state] = page.following
+    client.hset(keys.LOST_SWEEP_CURSOR, mapping=following)  # type: ignore[arg-type]
     if not job_ids:
         return []
     pipe = client.pipeline(transaction=False)
@@ -107,6 +113,23 @@ def _candidates(client: redis.Redis, cutoff: float, limit: int) -> list[Candidat
             queue = keys.queue(kind.lane, str(account or DEFAULT_ACCOUNT))
             candidates.append(Candidate(job_id, kind.task_name, queue))
     return candidates
+
+
+@dataclass(frozen=True)
+class _Page:
+    job_ids: list[str]
+    following: int  # the offset of the next page; 0 after the last
+
+
+def _page(client: redis.Redis, state: str, cutoff: float, offset: int, limit: int) -> _Page:
+    """``limit`` of ``state``'s jobs from ``offset``, oldest first (from the oldest again
+    when the jobs before the offset have gone meanwhile and nothing is left there)."""
+    index = keys.jobs_in(state)
+    job_ids: list[str] = client.zrangebyscore(index, "-inf", cutoff, offset, limit)  # type: ignore[assignment]
+    if not job_ids and offset:
+        offset = 0
+        job_ids = client.zrangebyscore(index, "-inf", cutoff, 0, limit)  # type: ignore[assignment]
+    return _Page(job_ids, offset + limit if len(job_ids) == limit else 0)
 
 
 def _needing_a_message(client: redis.Redis, candidates: list[Candidate]) -> list[Candidate]:

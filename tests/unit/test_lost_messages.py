@@ -132,6 +132,23 @@ def test_a_job_younger_than_the_cutoff_is_not_lost_yet(
     assert find_lost(real_redis, time.time() - 30) == []
 
 
+def test_a_lost_job_behind_more_jobs_than_a_sweep_looks_at_is_found_within_a_round(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    callbacks(producer, 25)  # a backlog queued before it, longer than a sweep's page of 10
+    time.sleep(0.01)
+    [newest] = producer.from_json_lines("callback", '{"routeKey": "rk", "phone": "79980000000"}')
+    raw = str(real_redis.lindex(keys.REALTIME, 0))
+    assert job_of(raw) == newest
+    real_redis.lrem(keys.REALTIME, 1, raw)  # taken by a worker whose reply was lost
+
+    cutoff = everything_older()
+    sweeps = [find_lost(real_redis, cutoff, limit=10) for _ in range(4)]
+
+    # Jobs 1-10, 11-20, then 21-26 with the lost one; then from the oldest again.
+    assert sweeps == [[], [], [Candidate(newest, "ctq.callback", keys.REALTIME)], []]
+
+
 class WorkersDraining(redis.Redis):
     """A client during whose every read of a queue workers take 60 messages from it."""
 

@@ -49,6 +49,9 @@ OVERLAP = 100
 # backlog; one sweep reads at most this many messages of a queue (about 3.5 ms per 1,000).
 MAX_READ = 100_000
 TASK_ID = re.compile(r'"id": ?"([^"]+)"')
+# Every sweep looks at this many of the oldest jobs of each state (where a job lost in the
+# last outage sits while a backlog drains), besides its page of the rest.
+OLDEST = 100
 
 
 @dataclass(frozen=True)
@@ -60,27 +63,37 @@ class Candidate:
     queue: str
 
 
-def find_lost(client: redis.Redis, cutoff: float, limit: int = 1000) -> list[Candidate]:
+def find_lost(
+    client: redis.Redis, cutoff: float, limit: int = 1000, oldest: int = OLDEST
+) -> list[Candidate]:
     """The jobs in a state that needs a message since before ``cutoff`` (unix time), with no
-    message in their queue or among the unacked, holding no lease, not delayed: of the next
-    ``limit`` jobs of each state. Each call takes the page after the last one's, from the
-    oldest to the newest and around again, so a lost job behind a backlog of more than
-    ``limit`` (a queued million-lead batch is 10,000 jobs) is found within a round."""
+    message in their queue or among the unacked, holding no lease, not delayed.
+
+    Each call looks at the ``oldest`` jobs of each state and at a page of ``limit`` more: the
+    page after the last call's, from the oldest to the newest and around again, so a lost job
+    behind a backlog of more than ``limit`` (a queued million-lead batch is 10,000 jobs) is
+    found within a round of pages, not once the backlog has drained."""
+    pages = {state: _page(client, state, cutoff, limit, oldest) for state in LIVE}
+    job_ids = list(dict.fromkeys(job_id for page in pages.values() for job_id in page.job_ids))
     # The unacked first: jobs being run leave the candidates before any queue is read.
     unacked = _unacked_jobs(client)
-    candidates = [c for c in _candidates(client, cutoff, limit) if c.job_id not in unacked]
-    if not candidates:
-        return []
+    candidates = [c for c in _candidates(client, job_ids) if c.job_id not in unacked]
     by_queue: dict[str, set[str]] = defaultdict(set)
     for candidate in candidates:
         by_queue[candidate.queue].add(candidate.job_id)
     missing: set[str] = set()
-    for queue, job_ids in by_queue.items():
-        missing |= _not_in_queue(client, queue, job_ids)
+    for queue, queued_ids in by_queue.items():
+        missing |= _not_in_queue(client, queue, queued_ids)
     if missing:
         # Again after the queues: a message taken from one meanwhile is recorded here by now.
         missing -= _unacked_jobs(client)
-    return _needing_a_message(client, [c for c in candidates if c.job_id in missing])
+    lost = _needing_a_message(client, [c for c in candidates if c.job_id in missing])
+    # Moved on only now: a page that an error (Redis failing over) kept from being checked
+    # is read again by the next sweep.
+    client.hset(
+        keys.LOST_SWEEP_CURSOR, mapping={state: page.cursor for state, page in pages.items()}
+    )
+    return lost
 
 
 def _unacked_jobs(client: redis.Redis) -> set[str | None]:
@@ -88,17 +101,49 @@ def _unacked_jobs(client: redis.Redis) -> set[str | None]:
     return {_id_of_unacked(raw) for raw in unacked}
 
 
-def _candidates(client: redis.Redis, cutoff: float, limit: int) -> list[Candidate]:
-    """The next page of jobs of each state that needs a message, except those in the delay
-    set (read before the queues: the delay mover queues a job it takes from there)."""
-    job_ids: list[str] = []
-    offsets: dict[str, str] = client.hgetall(keys.LOST_SWEEP_CURSOR)  # type: ignore[assignment]
-    following: dict[str, int] = {}
-    for state in LIVE:
-        page = _page(client, state, cutoff, int(offsets.get(state, 0)), limit)
-        job_ids += page.job_ids
-        following[state] = page.following
-    client.hset(keys.LOST_SWEEP_CURSOR, mapping=following)  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class _Page:
+    job_ids: list[str]
+    cursor: str  # where the next page starts: after "SCORE JOB_ID"; "" for the oldest again
+
+
+def _page(client: redis.Redis, state: str, cutoff: float, limit: int, oldest: int) -> _Page:
+    """The ``oldest`` jobs of ``state`` older than ``cutoff``, and ``limit`` more after the
+    cursor (or after the oldest, for a new round). The cursor is the last job seen, not a
+    count: jobs ahead of it that leave the state (the backlog draining) do not make the next
+    page jump over any."""
+    index = keys.jobs_in(state)
+    head: list[str] = client.zrangebyscore(index, "-inf", cutoff, 0, oldest) if oldest else []  # type: ignore[assignment]
+    after = str(client.hget(keys.LOST_SWEEP_CURSOR, state) or "")
+    start = max(oldest, _rank_after(client, index, after) if after else 0)
+    page: list[tuple[str, float]] = client.zrange(index, start, start + limit - 1, withscores=True)  # type: ignore[assignment]
+    seen = [(job_id, score) for job_id, score in page if score <= cutoff]
+    cursor = ""  # the page reached the newest job older than the cutoff: a new round next
+    if len(seen) == limit:
+        last_id, last_score = seen[-1]
+        cursor = f"{last_score!r} {last_id}"
+    return _Page(head + [job_id for job_id, _ in seen], cursor)
+
+
+def _rank_after(client: redis.Redis, index: str, after: str) -> int:
+    """The rank of the first job after ``after`` ("SCORE JOB_ID") in ``index``: the job's
+    own rank + 1 while it is there with that score; else the first rank of its score (a job
+    or a few may be looked at again; none is skipped)."""
+    score_text, _, job_id = after.partition(" ")
+    score = float(score_text)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zrank(index, job_id)
+        pipe.zscore(index, job_id)
+        pipe.zcount(index, "-inf", f"({score!r}")
+        rank, current, lower = pipe.execute()
+    if rank is not None and current == score:
+        return int(rank) + 1
+    return int(lower)
+
+
+def _candidates(client: redis.Redis, job_ids: list[str]) -> list[Candidate]:
+    """Those of ``job_ids`` whose record names a queue, except those in the delay set (read
+    before the queues: the delay mover queues a job it takes from there)."""
     if not job_ids:
         return []
     pipe = client.pipeline(transaction=False)
@@ -113,23 +158,6 @@ def _candidates(client: redis.Redis, cutoff: float, limit: int) -> list[Candidat
             queue = keys.queue(kind.lane, str(account or DEFAULT_ACCOUNT))
             candidates.append(Candidate(job_id, kind.task_name, queue))
     return candidates
-
-
-@dataclass(frozen=True)
-class _Page:
-    job_ids: list[str]
-    following: int  # the offset of the next page; 0 after the last
-
-
-def _page(client: redis.Redis, state: str, cutoff: float, offset: int, limit: int) -> _Page:
-    """``limit`` of ``state``'s jobs from ``offset``, oldest first (from the oldest again
-    when the jobs before the offset have gone meanwhile and nothing is left there)."""
-    index = keys.jobs_in(state)
-    job_ids: list[str] = client.zrangebyscore(index, "-inf", cutoff, offset, limit)  # type: ignore[assignment]
-    if not job_ids and offset:
-        offset = 0
-        job_ids = client.zrangebyscore(index, "-inf", cutoff, 0, limit)  # type: ignore[assignment]
-    return _Page(job_ids, offset + limit if len(job_ids) == limit else 0)
 
 
 def _needing_a_message(client: redis.Redis, candidates: list[Candidate]) -> list[Candidate]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,16 +16,16 @@ STALL = 0.3
 
 
 class Stalling(BaseHTTPRequestHandler):
-    """Answers 202; the server's first request stalls ``STALL`` s; every 3rd request on a
-    connection is answered with ``Connection: close``."""
+    """Answers 202; the server's ``stall_at``-th request stalls ``STALL`` s; every 3rd
+    request on a connection is answered with ``Connection: close``."""
 
     protocol_version = "HTTP/1.1"
-    stalled = threading.Event()
+    stall_at = 1
+    received = itertools.count(1)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
-        if not self.stalled.is_set():
-            self.stalled.set()
+        if next(self.received) == self.stall_at:
             threading.Event().wait(STALL)
         self.served = getattr(self, "served", 0) + 1
         self.send_response(202)
@@ -41,7 +42,7 @@ class Stalling(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stalling_server() -> Iterator[int]:
-    Stalling.stalled = threading.Event()
+    Stalling.stall_at, Stalling.received = 1, itertools.count(1)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -65,6 +66,18 @@ def test_at_a_fixed_rate_a_stall_counts_in_every_request_that_was_due_during_it(
     assert len(load.latencies) == 20
     assert sum(latency >= 0.1 for latency in load.latencies) >= 4
     assert load.unexpected == []
+
+
+def test_at_a_fixed_rate_requests_due_before_the_end_are_counted_however_late(
+    stalling_server: int,
+) -> None:
+    # The request due at 0.8 s stalls 300 ms: those due at 0.85-0.95 s are still waiting at
+    # the 1 s deadline, and they are the slowest answers of the run.
+    Stalling.stall_at = 17
+    load = http_load.run("127.0.0.1", stalling_server, 1, 1.0, request, expect=202, rate=20)
+
+    assert len(load.latencies) == 20
+    assert max(load.latencies) >= STALL
 
 
 def test_an_answer_with_connection_close_makes_the_client_connect_again(

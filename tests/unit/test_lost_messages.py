@@ -132,21 +132,65 @@ def test_a_job_younger_than_the_cutoff_is_not_lost_yet(
     assert find_lost(real_redis, time.time() - 30) == []
 
 
+def drop_message(client: redis.Redis, job_id: str, queue: str = keys.REALTIME) -> None:
+    """Remove ``job_id``'s message from its queue: taken by a worker whose reply was lost."""
+    for raw in client.lrange(queue, 0, -1):
+        if job_of(str(raw)) == job_id:
+            client.lrem(queue, 1, raw)
+            return
+    raise AssertionError(f"no message of {job_id}")
+
+
+def in_sweep_order(client: redis.Redis) -> list[str]:
+    """The queued jobs in the order the sweep pages through them."""
+    return [str(job_id) for job_id in client.zrange(keys.jobs_in(State.QUEUED), 0, -1)]
+
+
 def test_a_lost_job_behind_more_jobs_than_a_sweep_looks_at_is_found_within_a_round(
     producer: Producer, real_redis: redis.Redis
 ) -> None:
     callbacks(producer, 25)  # a backlog queued before it, longer than a sweep's page of 10
     time.sleep(0.01)
     [newest] = producer.from_json_lines("callback", '{"routeKey": "rk", "phone": "79980000000"}')
-    raw = str(real_redis.lindex(keys.REALTIME, 0))
-    assert job_of(raw) == newest
-    real_redis.lrem(keys.REALTIME, 1, raw)  # taken by a worker whose reply was lost
+    drop_message(real_redis, newest)
 
     cutoff = everything_older()
-    sweeps = [find_lost(real_redis, cutoff, limit=10) for _ in range(4)]
+    sweeps = [find_lost(real_redis, cutoff, limit=10, oldest=0) for _ in range(4)]
 
     # Jobs 1-10, 11-20, then 21-26 with the lost one; then from the oldest again.
     assert sweeps == [[], [], [Candidate(newest, "ctq.callback", keys.REALTIME)], []]
+
+
+def test_jobs_that_leave_ahead_of_the_sweep_do_not_make_it_skip_a_lost_one(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    callbacks(producer, 40)
+    order = in_sweep_order(real_redis)
+    lost = order[12]
+    drop_message(real_redis, lost)
+    cutoff = everything_older()
+
+    assert find_lost(real_redis, cutoff, limit=10, oldest=0) == []  # jobs 1-10
+    for done in order[:5]:  # the backlog drains meanwhile: every later job moves up 5
+        jobstore.transition(real_redis, done, State.DONE, keep_seconds=60)
+
+    assert find_lost(real_redis, cutoff, limit=10, oldest=0) == [
+        Candidate(lost, "ctq.callback", keys.REALTIME)
+    ]
+
+
+def test_the_oldest_jobs_are_looked_at_every_sweep_wherever_the_page_is(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    callbacks(producer, 30)
+    cutoff = everything_older()
+    assert find_lost(real_redis, cutoff, limit=10, oldest=5) == []  # the oldest 5, then 6-15
+    lost = in_sweep_order(real_redis)[2]
+    drop_message(real_redis, lost)  # lost after its page went by
+
+    assert find_lost(real_redis, cutoff, limit=10, oldest=5) == [
+        Candidate(lost, "ctq.callback", keys.REALTIME)
+    ]
 
 
 class WorkersDraining(redis.Redis):

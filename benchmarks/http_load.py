@@ -55,34 +55,26 @@ def run(
 ) -> Load:
     """``clients`` connections sending ``request(n, i)`` for ``seconds``: back to back, or
     ``rate`` requests per second in all (client n's i-th due at (i * clients + n) / rate)."""
-    return uvloop.run(_run(host, port, clients, seconds, request, expect, rate))
 
+    async def load_them() -> Load:
+        load = Load()
+        connections = [await asyncio.open_connection(host, port) for _ in range(clients)]
+        began = time.perf_counter()
+        deadline = began + seconds
 
-async def _run(
-    host: str,
-    port: int,
-    clients: int,
-    seconds: float,
-    request: Request,
-    expect: int,
-    rate: float | None,
-) -> Load:
-    load = Load()
-    connections = [await asyncio.open_connection(host, port) for _ in range(clients)]
-    began = time.perf_counter()
-    deadline = began + seconds
+        def due(n: int, i: int) -> float | None:
+            return None if rate is None else began + (i * clients + n) / rate
 
-    def due(n: int, i: int) -> float | None:
-        return None if rate is None else began + (i * clients + n) / rate
-
-    await asyncio.gather(
-        *(
-            _client(host, port, connection, n, deadline, due, request, expect, load)
-            for n, connection in enumerate(connections)
+        await asyncio.gather(
+            *(
+                _client(host, port, connection, n, deadline, due, request, expect, load)
+                for n, connection in enumerate(connections)
+            )
         )
-    )
-    load.seconds = time.perf_counter() - began
-    return load
+        load.seconds = time.perf_counter() - began
+        return load
+
+    return uvloop.run(load_them())
 
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]

@@ -61,7 +61,8 @@ DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lette
 
 WORKERS = f"{PREFIX}:workers"  # hash: host:pid -> {host, pid, jobs, seen} (heartbeats)
 LOST_SWEEP = f"{PREFIX}:lost:sweep"  # string: held by the process whose turn it is to sweep
-# hash: job state -> where the next lost-message sweep reads that state's jobs (an offset)
+# hash: job state -> "SCORE JOB_ID" of the last job the lost-message sweep looked at in that
+# state (its next page starts after it); "" to start from the oldest again
 LOST_SWEEP_CURSOR = f"{PREFIX}:lost:sweep:cursor"
 BEAT_TICK = f"{PREFIX}:beat:tick"  # string: unix time the delay mover last ran (beat is alive)
 STAGED_COMMENTS = f"{PREFIX}:staged:comment"  # list: leads (JSON) waiting for the nightly run

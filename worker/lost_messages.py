@@ -73,7 +73,10 @@ def find_lost(
     page after the last call's, from the oldest to the newest and around again, so a lost job
     behind a backlog of more than ``limit`` (a queued million-lead batch is 10,000 jobs) is
     found within a round of pages, not once the backlog has drained."""
-    pages = {state: _page(client, state, cutoff, limit, oldest) for state in LIVE}
+    cursors: dict[str, str] = client.hgetall(keys.LOST_SWEEP_CURSOR)  # type: ignore[assignment]
+    pages = {
+        state: _page(client, state, cursors.get(state, ""), cutoff, limit, oldest) for state in LIVE
+    }
     job_ids = list(dict.fromkeys(job_id for page in pages.values() for job_id in page.job_ids))
     # The unacked first: jobs being run leave the candidates before any queue is read.
     unacked = _unacked_jobs(client)
@@ -107,14 +110,15 @@ class _Page:
     cursor: str  # where the next page starts: after "SCORE JOB_ID"; "" for the oldest again
 
 
-def _page(client: redis.Redis, state: str, cutoff: float, limit: int, oldest: int) -> _Page:
+def _page(
+    client: redis.Redis, state: str, after: str, cutoff: float, limit: int, oldest: int
+) -> _Page:
     """The ``oldest`` jobs of ``state`` older than ``cutoff``, and ``limit`` more after the
-    cursor (or after the oldest, for a new round). The cursor is the last job seen, not a
-    count: jobs ahead of it that leave the state (the backlog draining) do not make the next
-    page jump over any."""
+    cursor ``after`` (or after the oldest, for a new round). The cursor is the last job seen,
+    not a count: jobs ahead of it that leave the state (the backlog draining) do not make the
+    next page jump over any."""
     index = keys.jobs_in(state)
     head: list[str] = client.zrangebyscore(index, "-inf", cutoff, 0, oldest) if oldest else []  # type: ignore[assignment]
-    after = str(client.hget(keys.LOST_SWEEP_CURSOR, state) or "")
     start = max(oldest, _rank_after(client, index, after) if after else 0)
     page: list[tuple[str, float]] = client.zrange(index, start, start + limit - 1, withscores=True)  # type: ignore[assignment]
     seen = [(job_id, score) for job_id, score in page if score <= cutoff]

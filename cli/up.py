@@ -21,6 +21,7 @@ from cli.processes import DEFAULT_SANDBOX_PORT, SANDBOX_TOKEN_ENV, sandbox_pozvo
 from cli.stack import StackLock
 from config import Settings
 from worker import embedded_redis
+from worker.redaction import masked_url
 from worker.redis_conn import embedded_url
 
 # Stopped in this order: the worker first, so jobs in flight finish while the sandbox still
@@ -110,7 +111,7 @@ def _start(
     """Start Redis (if embedded), the sandbox (if no token), a worker and beat; describe them."""
     env = dict(os.environ)
     if settings.redis_url:
-        lines = [f"redis    {settings.redis_url}"]
+        lines = [f"redis    {masked_url(settings.redis_url)}"]
     else:
         embedded_redis.ensure_running(settings.data_dir)
         where = f"  (embedded, data in {settings.data_dir.resolve()})"

@@ -23,6 +23,10 @@ DEFAULT = "default"
 # Names become parts of Redis keys and queue names: short, lower case, no separators.
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_WEIGHT = 100
+# A token travels in an HTTP header, which carries visible ASCII only: one with anything else
+# (a pasted non-breaking space, a stray control character) would fail every request.
+HEADER_SAFE = re.compile(r"^[\x21-\x7e]+$")
+TOKEN_PROBLEM = "has a character an HTTP header cannot carry (visible ASCII only; value not shown)"
 
 
 @dataclass(frozen=True)
@@ -118,12 +122,18 @@ def _account(
         field = ".".join(map(str, first["loc"]))
         reason = str(first["msg"]).removeprefix("Value error, ")
         raise AccountsFileError(f"{where}: {field + ': ' if field else ''}{reason}") from None
-    token = entry.token
     if entry.token_env is not None:
         value = environ.get(entry.token_env, "").strip()
         if not value:
             raise AccountsFileError(f"{where}: token_env {entry.token_env} is not set")
-        token = SecretStr(value)
+    else:
+        assert entry.token is not None  # _one_token
+        value = entry.token.get_secret_value().strip()  # a pasted token often ends in a newline
+        if not value:
+            raise AccountsFileError(f"{where}: token is empty")
+    if not HEADER_SAFE.match(value):
+        raise AccountsFileError(f"{where}: the token {TOKEN_PROBLEM}")
+    token = SecretStr(value)
     points = entry.daily_points if entry.daily_points is not None else default_points
     return Account(name, entry.site_id, token, points, entry.weight)
 

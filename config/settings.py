@@ -7,14 +7,23 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.accounts import DEFAULT, Account, AccountsFileError, load_accounts
+from config.accounts import (
+    DEFAULT,
+    HEADER_SAFE,
+    TOKEN_PROBLEM,
+    Account,
+    AccountsFileError,
+    load_accounts,
+)
 from worker.errors import InvalidInput
+from worker.redaction import remember_secrets
 
 
 class UnknownAccount(InvalidInput):
@@ -107,6 +116,27 @@ class Settings(BaseSettings):
     # Flower's logins, "user:password[,user:password]": a secret, like the API keys.
     flower_basic_auth: SecretStr | None = Field(None, validation_alias="FLOWER_BASIC_AUTH")
 
+    @field_validator(
+        "calltouch_token",
+        "pozvonim_api_key",
+        "sandbox_token",
+        "api_keys",
+        "flower_basic_auth",
+        mode="before",
+    )
+    @classmethod
+    def _secret_without_blanks(cls, value: Any) -> Any:
+        # A secret read from a file often ends in a newline; sent as is, it fails every request
+        # (and the HTTP library's error quotes it).
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("calltouch_token")
+    @classmethod
+    def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not HEADER_SAFE.match(value.get_secret_value()):
+            raise ValueError(TOKEN_PROBLEM)
+        return value
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _format_in_any_case(cls, value: Any) -> Any:
@@ -176,7 +206,29 @@ class Settings(BaseSettings):
             )
         except AccountsFileError as exc:
             raise ValueError(f"CTQ_ACCOUNTS_FILE: {exc}") from None
+        remember_secrets(self.secret_values())
         return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds: text that quotes one gets it blanked out."""
+        secrets = [
+            secret.get_secret_value()
+            for secret in (
+                self.calltouch_token,
+                self.pozvonim_api_key,
+                self.sandbox_token,
+                self.flower_basic_auth,
+            )
+            if secret is not None
+        ]
+        secrets += self.api_key_list
+        if self.flower_basic_auth is not None:
+            logins = self.flower_basic_auth.get_secret_value().split(",")
+            secrets += [login.partition(":")[2] for login in logins]
+        secrets += [a.token.get_secret_value() for a in self._accounts.values() if a.token]
+        if self.redis_url and (password := urlsplit(self.redis_url).password):
+            secrets.append(password)
+        return secrets
 
     @property
     def accounts(self) -> dict[str, Account]:

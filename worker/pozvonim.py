@@ -130,9 +130,14 @@ class PozvonimClient:
             )
         except requests.RequestException as error:
             return error
+        if answer.status_code not in (200, 201):
+            return answer  # the job's verdict: counted as the job's request
         token = _token_of(answer)
         if token is None:
-            return answer  # the job's verdict: counted as the job's request
+            # Not an answer to the job (nothing was sent for it): a fault to retry, never "done".
+            return TokenMissing(
+                f"the token request was answered HTTP {answer.status_code} without a token"
+            )
         metrics.count_request(self.redis, "pozvonim", "token", "done")
         ttl = TOKEN_LIFETIME - RENEW_BEFORE
         self.redis.set(self.token_key, token, ex=ttl)
@@ -143,9 +148,11 @@ class PozvonimClient:
         self.session.close()
 
 
+class TokenMissing(requests.RequestException):
+    """Pozvonim answered the token request with success but no token."""
+
+
 def _token_of(answer: requests.Response) -> str | None:
-    if answer.status_code not in (200, 201):
-        return None
     try:
         body = answer.json()
     except ValueError:

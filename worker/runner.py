@@ -24,6 +24,7 @@ from worker.ledger import next_reset
 from worker.limiter import ComeBack, Permit, PointsClaim
 from worker.outage import ride_out
 from worker.outcome import Verdict, classify
+from worker.redaction import redact_text
 from worker.runtime import Channel, Runtime, channel, runtime_of
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def execute(app: Celery, kind: JobKind, job_id: str) -> str | None:
         log.exception("job %s: internal error; dead-lettered", job_id)
         job = jobstore.load(rt.redis, job_id)
         if job is not None:
-            message = f"{type(exc).__name__}: {exc}"[:500]
+            message = redact_text(f"{type(exc).__name__}: {exc}")[:500]
             failure = {
                 **records.no_answer("dead", "internal error in ctq", message).as_dict(),
                 "policy": "internal",

@@ -69,6 +69,11 @@ def test_accounts_come_from_the_file_and_default_from_the_calltouch_variables(
             '[accounts.a]\nsite_id = "1"\ntoken = "t"\n[accounts.b]\nsite_id = "1"\ntoken = "u"\n',
             "account 'b': site_id 1 is also account 'a''s; each account is its own site",
         ),
+        ('[accounts.a]\nsite_id = "1"\ntoken = " \\n"\n', "account 'a': token is empty"),
+        (
+            '[accounts.a]\nsite_id = "1"\ntoken = "tok\\u00a0en"\n',
+            "account 'a': the token has a character an HTTP header cannot carry",
+        ),
         ("[accounts.a\n", "is not valid TOML"),
         ('[shops.a]\nsite_id = "1"\n', "unknown table(s) ['shops']"),
     ],
@@ -79,6 +84,20 @@ def test_a_bad_accounts_file_is_refused_naming_the_account_and_the_reason(
     message = refusal(tmp_path, text)
     assert message.startswith("CTQ_ACCOUNTS_FILE: ")
     assert reason in message
+
+
+def test_a_token_pasted_with_blanks_around_it_is_used_without_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_A_TOKEN", "read-from-a-file\n")
+    settings = settings_with(
+        tmp_path,
+        '[accounts.shop-a]\nsite_id = "1001"\ntoken_env = "SHOP_A_TOKEN"\n'
+        '[accounts.shop-b]\nsite_id = "1002"\ntoken = " pasted-token\\n"\n',
+        CALLTOUCH_TOKEN="default-token\n",
+    )
+    tokens = [a.token.get_secret_value() for a in settings.accounts.values() if a.token]
+    assert tokens == ["default-token", "read-from-a-file", "pasted-token"]
 
 
 def test_a_missing_accounts_file_is_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 import requests
 from pydantic import SecretStr
@@ -87,3 +88,26 @@ def test_only_200_201_202_204_are_success() -> None:
     assert classify(answer, success_statuses=POZVONIM_SUCCESS).outcome is Outcome.DEAD
     answer.status_code = 204
     assert classify(answer, success_statuses=POZVONIM_SUCCESS).outcome is Outcome.DONE
+
+
+def test_a_token_answer_without_a_token_is_a_fault_to_retry_not_a_sent_call(
+    fake_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pozvonim = PozvonimClient(
+        "http://127.0.0.1:9/v2u",
+        "1001",
+        SecretStr("sandbox-key"),
+        fake_redis,
+        "test-ip",
+        connect_timeout=2,
+        read_timeout=5,
+    )
+    answer = requests.Response()
+    answer.status_code, answer._content = 200, b'{"expire": 1800000000}'
+    monkeypatch.setattr(pozvonim.session, "get", lambda *args, **kwargs: answer)
+    verdict = classify(pozvonim.post(*route(PAYLOAD)), success_statuses=POZVONIM_SUCCESS)
+    assert (verdict.key, verdict.outcome) == ("connection", Outcome.RETRY)
+    assert (
+        verdict.message == "TokenMissing: the token request was answered HTTP 200 without a token"
+    )
+    assert fake_redis.get(pozvonim.token_key) is None

@@ -74,7 +74,7 @@ def run_load(args: argparse.Namespace, settings: Settings) -> int:
     timezone = args.timezone or settings.timezone
     try:
         CallWindow.parse(args.window, args.days, timezone)
-    except (ValueError, KeyError) as exc:
+    except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     if not args.file.is_file():
         raise InvalidInput(f"no file {args.file}")

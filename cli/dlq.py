@@ -10,7 +10,7 @@ from config import Settings
 from tasks.producer import Producer
 from tasks.replay import choose, replay
 from worker import deadletter
-from worker.errors import INVALID_INPUT, NotFound
+from worker.errors import INVALID_INPUT, InvalidInput, NotFound
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="dead letters, newest first")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(run=run_list)
     show = actions.add_parser("show", help="one dead letter in full")
@@ -52,6 +52,8 @@ def _selected(args: argparse.Namespace, settings: Settings, doing: str) -> list[
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit < 1:
+        raise InvalidInput("--limit must be at least 1")
     records = deadletter.list_records(redis_client(settings), args.limit)
     if args.json:
         print_json(records)
@@ -59,9 +61,13 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     if not records:
         print("no dead letters")
     for r in records:
-        code = r.get("code") if r.get("code") is not None else r.get("http_status") or "-"
+        # What --code selects by: the API's code, else the HTTP status.
+        if r.get("code") is not None:
+            answer = f"code {r['code']}"
+        else:
+            answer = f"HTTP {r['http_status']}" if r.get("http_status") else "no answer"
         print(
-            f"{r['id']}  {when(r['dead_at'])}  {r['kind']:<11}  code {code:<6} "
+            f"{r['id']}  {when(r['dead_at'])}  {r['kind']:<11}  {answer:<10}  "
             f"attempts {r['attempts']}  {r['reason']}: {r['message']}"
         )
     return 0

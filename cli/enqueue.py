@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
 from typing import BinaryIO
 
 from cli.common import add_account_option, report_refusal
 from config import Settings
+from tasks import send_time
 from tasks.batch import StagingExpired
 from tasks.producer import Producer
 from tasks.registry import ENQUEUE_KINDS
@@ -59,7 +59,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--at",
         metavar="WHEN",
-        type=datetime.fromisoformat,
+        type=_iso_time,
         help="send no earlier than this ISO 8601 time (CTQ_TIMEZONE if it has no offset); "
         "the jobs wait in the durable delay set",
     )
@@ -95,10 +95,15 @@ def _read(handle: BinaryIO, name: str) -> Iterator[bytes]:
         raise InvalidInput(f"cannot read {name}: {exc.strerror}") from None
 
 
-def _timestamp(when: datetime | None, settings: Settings) -> float | None:
-    if when is None:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=settings.tz)).timestamp()
+def _iso_time(text: str) -> str:
+    try:
+        return send_time.checked_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _timestamp(at: str | None, settings: Settings) -> float | None:
+    return None if at is None else send_time.timestamp(at, settings.tz)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import NoReturn
 
 import redis
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ from cli.common import report_refusal
 from config import Settings
 from config.settings import configuration_problems
 from tasks.validation import JobValidationError
-from worker.errors import FAILED, REDIS_UNAVAILABLE, CtqError
+from worker.errors import FAILED, INVALID_INPUT, REDIS_UNAVAILABLE, CtqError
 from worker.outage import TRANSIENT
 from worker.redaction import redact_log_records, redact_text
 
@@ -38,11 +39,20 @@ from worker.redaction import redact_log_records, redact_text
 INTERRUPTED = 130
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr, like every other failure, naming the
+    command they belong to and where its usage is (its subcommands are made of this class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(INVALID_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = Parser(
         prog="ctq", description="Rate-limited job worker for call-tracking APIs."
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required here: main names an unknown option before a missing command.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     up.add_parser(commands)
     processes.add_parsers(commands)
     enqueue.add_parser(commands)
@@ -61,8 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}" if extra else "no COMMAND")
     if extra and not getattr(args, "passthrough", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        # Left over by the command's own parser: say so in its name, not in ctq's.
+        action = getattr(args, "action", None)
+        prog = " ".join(["ctq", args.command, *([action] if action else [])])
+        Parser(prog=prog).error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     # Until the settings say how (CTQ_LOG_FORMAT), a library's early record still shows.
     logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)

@@ -85,7 +85,7 @@ def load(
     timezone = form["timezone"] or settings.timezone
     try:
         CallWindow.parse(form["window"], form["days"], timezone)
-    except (ValueError, KeyError) as exc:
+    except ValueError as exc:
         raise _invalid("window", str(exc)) from None
     try:
         rows = rows_of_text(text, is_csv, form["route_key"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Annotated, Any
 
 import redis
@@ -19,6 +18,7 @@ from api.openapi import request_body
 from api.responses import INVALID, NOT_FOUND, TOO_LARGE, UNAVAILABLE
 from api.schemas import Enqueued
 from config import Settings
+from tasks import send_time
 from tasks.registry import ENQUEUE_KINDS
 from tasks.validation import JobValidationError, Problem, Problems, json_lines
 from worker.status import JobDetail, job_detail
@@ -50,12 +50,12 @@ IdempotencyKey = Annotated[
         description="enqueue at most once per CTQ_IDEMPOTENCY_WINDOW",
     ),
 ]
-# A string, not a datetime: pydantic would also take a number as a unix time.
-ISO_8601 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
+# A string, not a datetime: pydantic would also take a number as a unix time. The pattern is
+# for the schema; not_before checks it, with a reason a person can read.
 At = Annotated[
     str | None,
     Query(
-        pattern=ISO_8601,
+        json_schema_extra={"pattern": send_time.ISO_8601},
         description="send no earlier than this ISO 8601 time, e.g. 2026-11-23T10:00:00+03:00 "
         "(CTQ_TIMEZONE if it has no offset); the jobs wait in the durable delay set, like "
         "`ctq enqueue --at`",
@@ -67,10 +67,9 @@ def not_before(at: str | None, settings: Settings) -> float | None:
     if at is None:
         return None
     try:
-        when = datetime.fromisoformat(at)
+        return send_time.timestamp(at, settings.tz)
     except ValueError as exc:
         raise JobValidationError([Problem(0, "query.at", str(exc))]) from None
-    return (when if when.tzinfo else when.replace(tzinfo=settings.tz)).timestamp()
 
 
 # A body this small holds a job or a few: read, checked and committed in the event loop
@@ -147,6 +146,12 @@ def _enqueue_route(kind: str) -> None:
 
 for _kind in ENQUEUE_KINDS:
     _enqueue_route(_kind)
+
+
+@router.post("/{kind}", include_in_schema=False)
+def unknown_kind(kind: str) -> None:
+    """Any other kind: say which there are (else the job route would answer 405)."""
+    raise HTTPException(404, f"no job kind {kind!r}; kinds: {', '.join(ENQUEUE_KINDS)}")
 
 
 @router.get(

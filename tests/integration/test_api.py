@@ -91,6 +91,22 @@ def test_a_refused_batch_enqueues_nothing(
     not_json = post(api, "comment", NDJSON, data=(LEAD % 1 + "\n{oops\n").encode())
     assert not_json.status_code == 422
     assert not_json.json()["problems"][0]["line"] == 2
+    not_a_time = post(api, "callback", AUTH, json=CALLBACK, params={"at": "tomorrow"})
+    assert (not_a_time.status_code, not_a_time.json()["problems"]) == (
+        422,
+        [
+            {
+                "line": 0,
+                "field": "query.at",
+                "reason": "not an ISO 8601 time like 2026-11-23T10:00:00+03:00: 'tomorrow'",
+            }
+        ],
+    )
+    no_such_kind = post(api, "callbacks", AUTH, json=CALLBACK)
+    assert (no_such_kind.status_code, no_such_kind.json()) == (
+        404,
+        {"detail": "no job kind 'callbacks'; kinds: comment, callback, pool-update"},
+    )
     assert nothing_enqueued(real_redis)
 
 

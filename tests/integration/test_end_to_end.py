@@ -114,6 +114,7 @@ def test_refused_and_exhausted_jobs_are_dead_lettered_and_listed(
 
     text = run_ctq(["dlq", "list"], worker_env).stdout
     assert f"{refused}" in text and "code 10003" in text
+    assert f"{flaky}" in text and "HTTP 503" in text  # a status, not an API code
     everything = json.dumps({k: real_redis.dump(k).hex() for k in real_redis.keys("*")})  # type: ignore[union-attr]
     for place in (everything, worker.output(), text):
         assert TEST_TOKEN not in place and TEST_TOKEN.encode().hex() not in place
@@ -221,7 +222,11 @@ def test_a_job_enqueued_for_later_waits_durably_until_then(
         ],
         worker_env,
     )
-    assert bad.returncode == 2 and "--at" in bad.stderr
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "ctq enqueue: argument --at: not an ISO 8601 time like 2026-11-23T10:00:00+03:00: "
+        "'tomorrow' (see ctq enqueue --help)\n"
+    )
 
 
 def test_a_worker_refuses_timeouts_that_could_send_a_job_twice(worker_env: dict[str, str]) -> None:

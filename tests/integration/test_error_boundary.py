@@ -168,6 +168,31 @@ def test_a_misspelled_ctq_variable_is_refused_with_the_likely_name(env: dict[str
 
 
 @pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["--bogus"], "ctq: unrecognized arguments: --bogus (see ctq --help)"),
+        ([], "ctq: no COMMAND (see ctq --help)"),
+        (
+            ["enqueue", "callback", CALLBACK, "--bogus"],
+            "ctq enqueue: unrecognized arguments: --bogus (see ctq enqueue --help)",
+        ),
+        (
+            ["dlq", "list", "--limit", "x"],
+            "ctq dlq list: argument --limit: invalid int value: 'x' (see ctq dlq list --help)",
+        ),
+        (["dlq", "list", "--limit", "-5"], "ctq: --limit must be at least 1"),
+        (["dlq", "list", "--limit", "0"], "ctq: --limit must be at least 1"),
+    ],
+)
+def test_a_bad_argument_is_one_line_naming_the_command_and_nothing_is_done(
+    env: dict[str, str], real_redis: redis.Redis, command: list[str], said: str
+) -> None:
+    answer = run_ctq(command, env)
+    assert one_line(answer, 2, said).strip() == said
+    assert answer.stdout == "" and not real_redis.keys("ctq:job:*")
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ["campaign", "load", "spring", "{rows}", "--route-key", "rk"],

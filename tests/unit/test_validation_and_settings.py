@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from pydantic import ValidationError
 
 from config import Settings
+from tasks import send_time
 from tasks.models import CallbackJob
 from tasks.validation import JobValidationError, field_path, parse_json_lines, validate_all
 
@@ -89,3 +92,24 @@ def test_a_visibility_timeout_shorter_than_a_request_can_take_is_refused() -> No
 def test_json_lines_split_on_newlines_only_not_on_unicode_line_separators() -> None:
     text = '{"a": "one\u2028two\u0085three"}\n{"b": 2}\r\n'
     assert parse_json_lines(text) == [(1, {"a": "one\u2028two\u0085three"}), (2, {"b": 2})]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("tomorrow", "not an ISO 8601 time like 2026-11-23T10:00:00+03:00: 'tomorrow'"),
+        ("20261123", "not an ISO 8601 time like 2026-11-23T10:00:00+03:00: '20261123'"),
+        ("2026-11-23", "not an ISO 8601 time like 2026-11-23T10:00:00+03:00: '2026-11-23'"),
+        ("2026-13-01T10:00", "not a valid time: month must be in 1..12: '2026-13-01T10:00'"),
+    ],
+)
+def test_a_send_time_that_is_not_one_says_what_one_looks_like(text: str, reason: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        send_time.timestamp(text, ZoneInfo("Europe/Moscow"))
+    assert str(refused.value) == reason
+
+
+def test_a_send_time_without_an_offset_is_read_in_the_configured_zone() -> None:
+    moscow = ZoneInfo("Europe/Moscow")
+    assert send_time.timestamp("2030-01-01T09:00", moscow) == 1893477600.0
+    assert send_time.timestamp("2030-01-01 06:00:00Z", moscow) == 1893477600.0

@@ -77,3 +77,10 @@ def test_days(text: str, days: set[int]) -> None:
 def test_bad_windows_and_days_are_refused(window: str, days: str) -> None:
     with pytest.raises(ValueError):
         CallWindow.parse(window, days, "Europe/Moscow")
+
+
+@pytest.mark.parametrize("tz", ["Mars/Base", "../etc/passwd", ""])
+def test_an_unknown_time_zone_is_refused_by_name(tz: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        CallWindow.parse("09:00-20:00", "mon-fri", tz)
+    assert str(refused.value) == f"unknown time zone {tz!r}, e.g. Europe/Moscow"

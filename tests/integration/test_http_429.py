@@ -18,19 +18,26 @@ from worker import jobstore
 
 pytestmark = pytest.mark.integration
 
-RETRY_AFTER = 2  # seconds: twice the default pause (one window), so ignoring it shows
 # A request sent before the 429 came back reaches the API after it: a few ms on loopback.
 IN_FLIGHT = 0.2
 
 
-def test_a_429_pauses_every_worker_for_retry_after_and_uses_no_attempt(
+@pytest.mark.parametrize(
+    ("retry_after", "pause"),
+    # Retry-After: 2 is twice the default pause, so a worker that ignored it would show.
+    [(2, 2.0), (None, 1.0)],
+    ids=["Retry-After 2", "no Retry-After: one window"],
+)
+def test_a_429_pauses_every_worker_and_uses_no_attempt(
     redis_url: str,
     start_sandbox: Callable[..., RunningSandbox],
     start_worker: Callable[..., WorkerProcess],
     tmp_path: Path,
+    retry_after: int | None,
+    pause: float,
 ) -> None:
     # The workers believe in 6 requests a second, the API allows 5: every 6th meets a 429.
-    sandbox = start_sandbox(rate=5, retry_after=RETRY_AFTER)
+    sandbox = start_sandbox(rate=5, retry_after=retry_after)
     env = env_for(redis_url, sandbox, tmp_path / "data", CTQ_RATE_LIMIT="6/second")
     start_worker(env)
     start_worker(env)
@@ -44,11 +51,11 @@ def test_a_429_pauses_every_worker_for_retry_after_and_uses_no_attempt(
     assert too_many, "the sandbox never answered 429: nothing was tested"
     assert {r["status"] for r in log} == {200, 429}
 
-    # Honoured by every worker: after a 429 nothing more reaches the API until Retry-After
+    # Honoured by every worker: after a 429 nothing more reaches the API until the pause
     # has passed, except a request already on its way when the 429 came back.
     for seen in too_many:
         after = [round(r["time"] - seen["time"], 3) for r in log if r["time"] > seen["time"]]
-        assert [s for s in after if IN_FLIGHT < s < RETRY_AFTER] == [], after
+        assert [s for s in after if IN_FLIGHT < s < pause] == [], after
 
     # The 429s used no attempt: each job was done after its one accepted request.
     client = redis.Redis.from_url(redis_url, decode_responses=True)

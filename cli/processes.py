@@ -74,6 +74,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="delay each request by a random MIN..MAX seconds before it is counted against the "
         "rate (a network's varying inbound delay), e.g. 0-0.05",
     )
+    sandbox.add_argument(
+        "--retry-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="send 'Retry-After: N' (seconds) with every 429",
+    )
     sandbox.add_argument("--verbose", action="store_true", help="log every request")
     sandbox.set_defaults(run=run_sandbox)
 
@@ -169,6 +176,7 @@ def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
             pozvonim=account,
             latency=args.latency,
             sites=sites,
+            retry_after=args.retry_after,
         )
         server = SandboxHTTPServer(args.port, sandbox, args.verbose, args.bind)
     except OSError as exc:

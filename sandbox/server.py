@@ -5,7 +5,8 @@
 ``POST /_sandbox/account {"callback_minutes": false}`` makes every callback answer 10001,
 ``POST /_sandbox/account {"answer": {"status": 403, "code": 403}, "site_id": "1002"}`` makes
 every request of that site (of every site without ``site_id``) get that error,
-``POST /_sandbox/latency {"min": 0, "max": 0.05}`` sets the inbound delay.
+``POST /_sandbox/latency {"min": 0, "max": 0.05}`` sets the inbound delay. With
+``retry_after`` every 429 carries ``Retry-After: N`` (seconds).
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ class Sandbox:
         pozvonim: PozvonimSandbox | None = None,
         latency: tuple[float, float] = (0.0, 0.0),
         sites: dict[str, str] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         self.token = token
+        # Seconds every 429 (Calltouch's and Pozvonim's) names in its Retry-After header.
+        self.retry_after = retry_after
         # Accounts of their own: a request for one of these sites must carry its token; any
         # other site is accepted with ``token``.
         self.sites = dict(sites or {})
@@ -292,6 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: Any) -> None:
         data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
         self.send_response(status)
+        if status == 429 and self.server.sandbox.retry_after is not None:
+            self.send_header("Retry-After", str(self.server.sandbox.retry_after))
         if data:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))

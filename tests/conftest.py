@@ -86,8 +86,16 @@ def start_sandbox() -> Iterator[Callable[..., RunningSandbox]]:
         faults: FaultPlan | None = None,
         latency: tuple[float, float] = (0, 0),
         sites: dict[str, str] | None = None,
+        retry_after: int | None = None,
     ) -> RunningSandbox:
-        sandbox = Sandbox(TEST_TOKEN, rate=rate, faults=faults, latency=latency, sites=sites)
+        sandbox = Sandbox(
+            TEST_TOKEN,
+            rate=rate,
+            faults=faults,
+            latency=latency,
+            sites=sites,
+            retry_after=retry_after,
+        )
         server = SandboxHTTPServer(0, sandbox)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)

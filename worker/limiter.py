@@ -217,7 +217,9 @@ class Limiter:
 
         A process that wakes later than ``lateness_us`` after its slot (a stalled process, a
         loaded machine) cancels that permit and books again: sent late, it could land in the
-        same API window as the permits booked after it.
+        same API window as the permits booked after it. So does one whose slot a pause begun
+        while it slept covers (another worker's 429): the pause holds for permits booked
+        before it too.
 
         Bulk permits are shared fairly between the accounts with jobs waiting (``share``:
         this job's account and weight); realtime permits go first come, first served.
@@ -249,9 +251,15 @@ class Limiter:
             if status is not Booking.BOOKED:
                 continue
             permit = Permit(member, slot, claim)
-            if late * 1_000_000 <= self.lateness_us:
+            if late * 1_000_000 <= self.lateness_us and not self._paused_past(slot):
                 return permit
             self.cancel(permit)
+
+    def _paused_past(self, slot_us: int) -> bool:
+        """Whether a pause that ends after ``slot_us`` is in force: one begun after that slot
+        was booked (a booking made during a pause is after its end)."""
+        resume = self.client.get(self._pause)
+        return resume is not None and int(resume) > slot_us
 
     def _callback_arrives_within(self, seconds: float) -> bool:
         """Sleep ``seconds``, unless a callback's message waits for a process meanwhile and

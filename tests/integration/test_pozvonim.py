@@ -11,9 +11,10 @@ import pytest
 import redis
 import requests
 
+from tasks import comment
 from tests.conftest import RunningSandbox, env_for
 from tests.helpers import WorkerProcess, run_ctq, wait_for
-from worker import jobstore
+from worker import jobstore, keys
 from worker.pozvonim_sign import token_sign
 
 pytestmark = pytest.mark.integration
@@ -123,3 +124,45 @@ def test_no_debug_log_record_or_stored_answer_holds_the_key_or_the_token_signatu
     for secret in ("sandbox-key", token_sign("sandbox-key", "1001")):
         assert secret not in log
         assert secret.encode() not in stored
+
+
+def test_pozvonim_has_its_own_limiter_key_and_rate_beside_a_calltouch_backlog(
+    redis_url: str,
+    sandbox: RunningSandbox,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    # Calltouch at its 5 a second (CTQ_RATE_LIMIT), Pozvonim at 2 a second of its own.
+    env = pozvonim_env(redis_url, sandbox, tmp_path / "data", POZVONIM_RATE_LIMIT="2/second")
+    start_worker(env, "-c", "4")
+    start_worker(env, "-c", "4")
+    leads = tmp_path / "leads.jsonl"  # 20 comment requests: about 4 s of Calltouch's rate
+    leads.write_text(
+        "".join(
+            json.dumps(
+                {"matching": [{"type": "call", "callParams": {"callId": n}}], "addComment": "x"}
+            )
+            + "\n"
+            for n in range(1, 2001)
+        )
+    )
+    write_calls(tmp_path / "calls.jsonl", 6)
+    for kind, path in (("comment", leads), ("callback", tmp_path / "calls.jsonl")):
+        enqueued = run_ctq(["enqueue", kind, "--file", str(path)], env)
+        assert enqueued.returncode == 0, enqueued.stderr
+    wait_for(lambda: counts(redis_url)["done"] == 20 + 6, timeout=60, interval=0.5)
+
+    log = sorted(sandbox.accepted(), key=lambda r: r["time"])
+    calls = [r["time"] for r in log if r["path"] == "/v2u/sites/42/call"]
+    sent = [r["time"] for r in log if r["path"] in ("/v2u/sites/42/call", comment.KIND.path)]
+    assert len(calls) == 6 and len(sent) == 26
+    # POZVONIM_RATE_LIMIT holds: no 3 calls within a second (less what a busy machine may add
+    # to one send: its limiter keeps them the window and a 25 ms margin apart).
+    assert min(b - a for a, b in zip(calls, calls[2:], strict=False)) > 0.9
+    # Its own key: with both APIs busy, some second holds more than the 5 that one shared key
+    # would allow (booked by Calltouch at 5 and Pozvonim at 2; two keys add up to 7).
+    assert max(sum(t <= s < t + 1 for s in sent) for t in sent) > 5
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    host = sandbox.url.removeprefix("http://")
+    for used in (keys.limiter("default", host), keys.limiter("default", f"{host}/v2u")):
+        assert client.zcard(f"{used}:permits") > 0, used

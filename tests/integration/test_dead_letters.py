@@ -1,10 +1,12 @@
-"""Dead letters: a replay enqueues once however it is repeated or broken off. A real
-redis-server, real workers, the sandbox on loopback."""
+"""Dead letters: a replay enqueues once however it is repeated or broken off, and old dead
+letters and finished jobs' records go after their retention. A real redis-server, real
+workers, the sandbox on loopback."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -178,3 +180,56 @@ def test_a_replay_stopped_anywhere_and_replayed_again_an_hour_later_enqueues_onc
                 if sent[0] < round_trip:  # it ran to its end unbroken: each point was tried
                     break
             assert stopped >= 1
+
+
+def test_dead_letters_older_than_the_retention_are_deleted_and_newer_ones_kept(
+    worker_env: dict[str, str],
+    sandbox: RunningSandbox,
+    start_worker: Callable[..., WorkerProcess],
+    real_redis: redis.Redis,
+) -> None:
+    env = {**worker_env, "CTQ_DLQ_RETENTION_DAYS": "3"}
+    worker = start_worker(env, "-l", "DEBUG")  # DEBUG: Celery's line when a task has run
+    old, recent, new = (dead_letter_of(env, sandbox, f"7999123010{n}") for n in range(3))
+    now = float(real_redis.time()[0])
+    # As if they had been dead-lettered 4 days and 2 days ago.
+    real_redis.zadd(keys.DLQ_INDEX, {old: now - 4 * 86400, recent: now - 2 * 86400})
+
+    # What beat sends every hour, sent now.
+    with producer_of(env) as producer:
+        producer.app.send_task("ctq.trim_dead_letters", queue=keys.MAINTENANCE)
+    ran = re.compile(r"Task ctq\.trim_dead_letters\[[0-9a-f-]+\] succeeded in [0-9.]+s: (\d+)")
+    [deleted] = wait_for(lambda: ran.findall(worker.output()), timeout=30)
+    assert deleted == "1"
+    assert "INFO scheduler.maintenance: 1 dead letter(s) older than 3 days deleted" in (
+        worker.output()
+    )
+
+    listed = json.loads(run_ctq(["dlq", "list", "--json"], env).stdout)
+    assert sorted(r["id"] for r in listed) == sorted([recent, new])
+    shown = run_ctq(["dlq", "show", old], env)
+    assert (shown.returncode, shown.stderr) == (1, f"ctq: no dead letter {old}\n")
+
+
+def test_a_finished_jobs_record_expires_after_the_job_retention(
+    worker_env: dict[str, str],
+    sandbox: RunningSandbox,
+    start_worker: Callable[..., WorkerProcess],
+    real_redis: redis.Redis,
+) -> None:
+    env = {**worker_env, "CTQ_JOB_RETENTION_DAYS": "2"}
+    start_worker(env)
+    dead = dead_letter_of(env, sandbox)
+    done = run_ctq(["enqueue", "callback", '{"routeKey": "rk", "phone": "79991230088"}'], env)
+    [done_id] = done.stdout.split()
+    wait_for(lambda: jobstore.counts(real_redis)["done"] == 1)
+
+    for job_id in (done_id, dead):
+        ttl = real_redis.ttl(keys.job(job_id))
+        assert 2 * 86400 - 60 < ttl <= 2 * 86400, (job_id, ttl)
+    later = ["--at", "2030-01-01T09:00:00"]
+    held = run_ctq(
+        ["enqueue", "callback", '{"routeKey": "rk", "phone": "79991230099"}', *later], env
+    )
+    [waiting] = held.stdout.split()
+    assert real_redis.ttl(keys.job(waiting)) == -1  # a job still to run never expires

@@ -77,6 +77,19 @@ def test_an_evicting_redis_is_refused_by_producers_and_workers(
     assert allowed.returncode == 0, allowed.stderr
 
 
+def test_an_evicting_redis_is_refused_by_beat(
+    start_redis: Callable[..., RedisServer], sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    server = start_redis("--maxmemory", "100mb", "--maxmemory-policy", "volatile-lru")
+    env = env_for(server.url, sandbox, tmp_path / "data")
+
+    beat = run_ctq(["beat"], env, timeout=30)
+    assert beat.returncode == 1 and beat.stdout == ""
+    assert "maxmemory-policy volatile-lru" in beat.stderr and "CTQ_ALLOW_EVICTION" in beat.stderr
+    assert "Traceback" not in beat.stderr
+    assert redis.Redis.from_url(server.url).dbsize() == 0  # it never ticked
+
+
 def test_a_full_redis_refuses_enqueues_and_workers_wait_then_resume_sending_each_job_once(
     start_redis: Callable[..., RedisServer],
     start_sandbox: Callable[..., RunningSandbox],

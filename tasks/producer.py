@@ -19,7 +19,7 @@ import redis
 import redis.asyncio
 from celery import Celery
 from kombu.exceptions import OperationalError
-from redis.exceptions import OutOfMemoryError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from config import Settings
 from config.accounts import DEFAULT as DEFAULT_ACCOUNT
@@ -53,6 +53,11 @@ UNAVAILABLE = (*TRANSIENT, OperationalError, OSError)
 def unavailable(exc: Exception, nothing_was: str = "enqueued") -> QueueUnavailable:
     if isinstance(exc, OutOfMemoryError):
         return QueueUnavailable(f"{describe_full(exc)}; nothing was {nothing_was}")
+    if isinstance(exc, ReadOnlyError):
+        return QueueUnavailable(
+            f"Redis is read-only, a replica ({exc}): a failover under way, or REDIS_URL names "
+            f"a replica; nothing was {nothing_was}"
+        )
     return QueueUnavailable(f"Redis is unreachable ({exc}); nothing was {nothing_was}")
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from tasks.producer import Producer
+from tasks.kind import JobKind
+from tasks.models.common import ApiModel
+from tasks.producer import UNAVAILABLE, Producer, unavailable
 from tasks.registry import KINDS
 from tasks.validation import JobValidationError, Problem, validate
-from worker import deadletter
+from worker import deadletter, keys
 from worker.errors import InvalidInput, NotFound
+from worker.messages import MessageBuilder
+from worker.transactions import transact
 
 
 @dataclass
@@ -51,20 +56,55 @@ def select(records: list[dict[str, Any]], ids: list[str], code: int | None) -> l
 
 
 def replay(producer: Producer, records: list[dict[str, Any]]) -> Replayed:
-    """Enqueue each record's payload again (valid ones only) and drop its dead letter.
-
-    The new job's idempotency key is ``replay:<old id>``: replaying twice enqueues once.
-    """
+    """Enqueue each record's payload again (valid ones only) and drop its dead letter, both in
+    one transaction: a replay broken off anywhere leaves the dead letter and no new job, or
+    the new job and no dead letter, so replaying it again, even days later, never enqueues
+    it twice. A replay that finds the dead letter gone (replayed meanwhile) answers with the
+    job it was replayed as; one purged meanwhile is left out."""
     result = Replayed()
-    for record in records:
-        kind = KINDS[record["kind"]]
-        try:
-            body = validate(kind.model, record["payload"])
-        except JobValidationError as exc:
-            result.refused[record["id"]] = exc.problems
-            continue
-        account = record.get("account")  # none in dead letters from before accounts
-        [new_id] = producer.enqueue(kind, [body], [f"replay:{record['id']}"], account=account)
-        deadletter.remove(producer.redis, [record["id"]])
-        result.enqueued[record["id"]] = new_id
+    try:
+        builder = producer._builder()  # this thread's, kept by the producer (no new connection)
+        for record in records:
+            kind = KINDS[record["kind"]]
+            try:
+                body = validate(kind.model, record["payload"])
+            except JobValidationError as exc:
+                result.refused[record["id"]] = exc.problems
+                continue
+            new_id = _in_place_of(producer, builder, record, kind, body)
+            if new_id is not None:
+                result.enqueued[record["id"]] = new_id
+    except UNAVAILABLE as exc:
+        producer._forget_builder()  # as the producer does: its channel may be broken
+        raise unavailable(exc) from exc
     return result
+
+
+def _in_place_of(
+    producer: Producer,
+    builder: MessageBuilder,
+    record: dict[str, Any],
+    kind: JobKind,
+    body: ApiModel,
+) -> str | None:
+    """Enqueue ``body`` and delete ``record``'s dead letter at once; the new job's id, or that
+    of the replay that took the dead letter first (None if it was purged)."""
+    dead_id = record["id"]
+    # No account in dead letters from before accounts; an unknown one is refused here.
+    account = producer.settings.account(record.get("account")).name
+    payload = body.model_dump(mode="json", exclude_none=True)
+    replayed_as = keys.replayed(dead_id)
+
+    def move(pipe: redis.client.Pipeline) -> str | None:
+        if not pipe.hexists(keys.DLQ, dead_id):
+            found = pipe.get(replayed_as)
+            return None if found is None else str(found)
+        pipe.multi()
+        new_id = producer.add_job(pipe, builder, kind, payload, time.time(), account=account)
+        pipe.hdel(keys.DLQ, dead_id)
+        pipe.zrem(keys.DLQ_INDEX, dead_id)
+        pipe.set(replayed_as, new_id, ex=producer.settings.idempotency_window)
+        return new_id
+
+    # Taken again from the start if a dead letter is written or removed meanwhile (WATCH).
+    return transact(producer.redis, move, keys.DLQ)

@@ -59,6 +59,12 @@ DLQ = f"{PREFIX}:dlq"  # hash: job id -> dead-letter record (JSON)
 DLQ_INDEX = f"{PREFIX}:dlq:index"  # zset: job id -> unix time it was dead-lettered
 
 
+def replayed(job_id: str) -> str:
+    """String: the id of the job dead letter ``job_id`` was replayed as, written with its
+    removal and kept CTQ_IDEMPOTENCY_WINDOW, so a replay that finds it gone says which job."""
+    return f"{DLQ}:replayed:{job_id}"
+
+
 WORKERS = f"{PREFIX}:workers"  # hash: host:pid -> {host, pid, jobs, seen} (heartbeats)
 LOST_SWEEP = f"{PREFIX}:lost:sweep"  # string: held by the process whose turn it is to sweep
 # hash: job state -> "SCORE JOB_ID" of the last job the lost-message sweep looked at in that

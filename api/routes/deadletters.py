@@ -44,7 +44,7 @@ def replay_dead_letters(
     selection: Selection, producer: Annotated[Producer, Depends(backend.producer)]
 ) -> Replayed:
     """As `ctq dlq replay`: a refused payload stays a dead letter and is listed with why.
-    Replaying one twice enqueues it once (key `replay:<old id>`)."""
+    Replaying one twice enqueues it once: the new job and the removal are one transaction."""
     chosen = choose(producer.redis, selection.ids, selection.all, selection.code, "replayed")
     result = replay(producer, chosen)
     refused = {

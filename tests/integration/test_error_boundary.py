@@ -218,3 +218,23 @@ def test_unknown_ids_are_errors_and_ids_do_not_mix_with_all(env: dict[str, str])
     one_line(run_ctq(["dlq", "purge", "nope"], env), 1, "no dead letter nope; nothing was purged")
     one_line(run_ctq(["dlq", "show", "nope"], env), 1, "no dead letter nope")
     one_line(run_ctq(["dlq", "replay", "nope", "--all"], env), 2, "not both")
+
+
+def test_an_internal_error_is_one_line_and_ctq_debug_shows_its_traceback(
+    env: dict[str, str], real_redis: redis.Redis
+) -> None:
+    # A dead letter ctq did not write (written by hand, or damaged): no command expects that.
+    real_redis.hset(keys.DLQ, "job-1", "{not json")
+    real_redis.zadd(keys.DLQ_INDEX, {"job-1": 1.0})
+
+    answer = run_ctq(["dlq", "show", "job-1"], env)
+    one_line(answer, 1, "(a bug in ctq; CTQ_DEBUG=1 shows where)")
+    assert answer.stderr.startswith("ctq: internal error: JSONDecodeError: ")
+    assert answer.stdout == ""
+
+    debug = run_ctq(["dlq", "show", "job-1"], {**env, "CTQ_DEBUG": "1"})
+    assert debug.returncode == 1 and debug.stdout == ""
+    assert debug.stderr.startswith("Traceback (most recent call last):")
+    assert 'worker/deadletter.py", line' in debug.stderr  # where
+    assert debug.stderr.splitlines()[-1].startswith("json.decoder.JSONDecodeError: ")
+    assert "internal error" not in debug.stderr

@@ -77,6 +77,36 @@ def test_an_evicting_redis_is_refused_by_producers_and_workers(
     assert allowed.returncode == 0, allowed.stderr
 
 
+def test_an_evicting_redis_is_refused_by_beat(
+    start_redis: Callable[..., RedisServer], sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    server = start_redis("--maxmemory", "100mb", "--maxmemory-policy", "volatile-lru")
+    env = env_for(server.url, sandbox, tmp_path / "data")
+
+    beat = run_ctq(["beat"], env, timeout=30)
+    assert beat.returncode == 1 and beat.stdout == ""
+    assert "maxmemory-policy volatile-lru" in beat.stderr and "CTQ_ALLOW_EVICTION" in beat.stderr
+    assert "Traceback" not in beat.stderr
+    assert redis.Redis.from_url(server.url).dbsize() == 0  # it never ticked
+
+
+def test_a_read_only_replica_refuses_enqueues_with_exit_3(
+    start_redis: Callable[..., RedisServer], sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    primary, replica = start_redis(), start_redis()
+    to_replica = redis.Redis.from_url(replica.url, decode_responses=True)
+    to_replica.replicaof("127.0.0.1", primary.port)
+    wait_for(lambda: to_replica.info("replication")["master_link_status"] == "up")
+    env = env_for(replica.url, sandbox, tmp_path / "data")
+
+    refused = run_ctq(["enqueue", "callback", CALLBACK], env)
+    assert refused.returncode == 3 and refused.stdout == ""
+    assert refused.stderr.startswith("ctq: Redis is read-only, a replica (")
+    assert "nothing was enqueued" in refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1
+    assert redis.Redis.from_url(primary.url).dbsize() == to_replica.dbsize() == 0
+
+
 def test_a_full_redis_refuses_enqueues_and_workers_wait_then_resume_sending_each_job_once(
     start_redis: Callable[..., RedisServer],
     start_sandbox: Callable[..., RunningSandbox],

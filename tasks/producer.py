@@ -13,7 +13,7 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -37,6 +37,9 @@ from worker.messages import MessageBuilder
 from worker.outage import TRANSIENT, ride_out
 from worker.redis_conn import connect, redis_url
 from worker.redis_health import describe_full, refuse_eviction
+from worker.transactions import transact
+
+T = TypeVar("T")
 
 
 class QueueUnavailable(RedisUnavailable):
@@ -258,6 +261,22 @@ class Producer:
         """A message builder of the caller's own, to close when done. Making one blocks (a
         connection to Redis): an event loop has its own made in another thread."""
         return MessageBuilder(self.app)
+
+    def transact(
+        self,
+        body: Callable[[redis.client.Pipeline, MessageBuilder], T],
+        *watched: str,
+        nothing_was: str = "enqueued",
+    ) -> T:
+        """Run ``body`` as a WATCH transaction (``worker.transactions.transact``) with this
+        thread's message builder, for jobs it queues with ``add_job`` beside writes of its own;
+        Redis trouble is a ``QueueUnavailable``, as for any enqueue."""
+        try:
+            builder = self._builder()
+            return transact(self.redis, lambda pipe: body(pipe, builder), *watched)
+        except UNAVAILABLE as exc:
+            self._forget_builder()  # its channel may hold a dead connection
+            raise unavailable(exc, nothing_was) from exc
 
     def _builder(self) -> MessageBuilder:
         """This thread's message builder, kept between inputs: making one opens a kombu

@@ -10,13 +10,12 @@ import redis
 
 from tasks.kind import JobKind
 from tasks.models.common import ApiModel
-from tasks.producer import UNAVAILABLE, Producer, unavailable
+from tasks.producer import Producer
 from tasks.registry import KINDS
 from tasks.validation import JobValidationError, Problem, validate
 from worker import deadletter, keys
 from worker.errors import InvalidInput, NotFound
 from worker.messages import MessageBuilder
-from worker.transactions import transact
 
 
 @dataclass
@@ -62,27 +61,21 @@ def replay(producer: Producer, records: list[dict[str, Any]]) -> Replayed:
     it twice. A replay that finds the dead letter gone (replayed meanwhile) answers with the
     job it was replayed as; one purged meanwhile is left out."""
     result = Replayed()
-    try:
-        builder = producer._builder()  # this thread's, kept by the producer (no new connection)
-        for record in records:
-            kind = KINDS[record["kind"]]
-            try:
-                body = validate(kind.model, record["payload"])
-            except JobValidationError as exc:
-                result.refused[record["id"]] = exc.problems
-                continue
-            new_id = _in_place_of(producer, builder, record, kind, body)
-            if new_id is not None:
-                result.enqueued[record["id"]] = new_id
-    except UNAVAILABLE as exc:
-        producer._forget_builder()  # as the producer does: its channel may be broken
-        raise unavailable(exc) from exc
+    for record in records:
+        kind = KINDS[record["kind"]]
+        try:
+            body = validate(kind.model, record["payload"])
+        except JobValidationError as exc:
+            result.refused[record["id"]] = exc.problems
+            continue
+        new_id = _in_place_of(producer, record, kind, body)
+        if new_id is not None:
+            result.enqueued[record["id"]] = new_id
     return result
 
 
 def _in_place_of(
     producer: Producer,
-    builder: MessageBuilder,
     record: dict[str, Any],
     kind: JobKind,
     body: ApiModel,
@@ -95,7 +88,7 @@ def _in_place_of(
     payload = body.model_dump(mode="json", exclude_none=True)
     replayed_as = keys.replayed(dead_id)
 
-    def move(pipe: redis.client.Pipeline) -> str | None:
+    def move(pipe: redis.client.Pipeline, builder: MessageBuilder) -> str | None:
         if not pipe.hexists(keys.DLQ, dead_id):
             found = pipe.get(replayed_as)
             return None if found is None else str(found)
@@ -107,4 +100,4 @@ def _in_place_of(
         return new_id
 
     # Taken again from the start if a dead letter is written or removed meanwhile (WATCH).
-    return transact(producer.redis, move, keys.DLQ)
+    return producer.transact(move, keys.DLQ)

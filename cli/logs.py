@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.app.trace import LOG_RECEIVED, LOG_REJECTED, LOG_SUCCESS
+from kombu.transport.virtual.base import W_NO_CONSUMERS
 
 from config import Settings
 from scheduler.beat import TICK_TASKS
 from tasks.registry import KINDS
+from worker import keys
 from worker.redaction import redact_log_records, redact_text
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -63,6 +65,9 @@ def is_tick(record: logging.LogRecord) -> bool:
         # A job task gives way (rejects its message) as a matter of course; its line says so.
         rejected = record.msg == LOG_REJECTED.strip() and args["name"] in JOB_TASKS
         return record.msg in (LOG_RECEIVED, LOG_SUCCESS) or rejected
+    if record.name == "kombu.transport.virtual.base" and record.msg == W_NO_CONSUMERS:
+        # A maintenance tick that reached a worker as it stopped consuming: kombu puts it back.
+        return bool(args == (keys.MAINTENANCE,))
     if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
         _, method, path, _, status = args
         return method == "GET" and path in POLLED_PATHS and int(status) < 400

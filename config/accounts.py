@@ -25,7 +25,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_WEIGHT = 100
 # A token travels in an HTTP header, which carries visible ASCII only: one with anything else
 # (a pasted non-breaking space, a stray control character) would fail every request.
-HEADER_SAFE = re.compile(r"^[\x21-\x7e]+$")
+HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 TOKEN_PROBLEM = "has a character an HTTP header cannot carry (visible ASCII only; value not shown)"
 
 
@@ -131,7 +131,7 @@ def _account(
         value = entry.token.get_secret_value().strip()  # a pasted token often ends in a newline
         if not value:
             raise AccountsFileError(f"{where}: token is empty")
-    if not HEADER_SAFE.match(value):
+    if not HEADER_SAFE.fullmatch(value):
         raise AccountsFileError(f"{where}: the token {TOKEN_PROBLEM}")
     token = SecretStr(value)
     points = entry.daily_points if entry.daily_points is not None else default_points

@@ -82,6 +82,12 @@ POLICY: dict[str, Rule] = {
     "connection": Rule(
         "connection refused, reset or DNS failure", Outcome.RETRY, Delay.BACKOFF, "transient"
     ),
+    "token_missing": Rule(
+        "Pozvonim's token request answered 200/201 without a token",
+        Outcome.PAUSE,
+        Delay.NONE,
+        "no call can be signed: account-level; the call was not sent",
+    ),
     "api_10007": Rule(
         "code 10007", Outcome.RETRY, Delay.BACKOFF, "minimum interval for this phone/session"
     ),

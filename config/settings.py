@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import limits
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -22,6 +22,7 @@ from config.accounts import (
     AccountsFileError,
     load_accounts,
 )
+from config.zones import zone
 from worker.errors import InvalidInput
 from worker.redaction import remember_secrets
 
@@ -133,7 +134,7 @@ class Settings(BaseSettings):
     @field_validator("calltouch_token")
     @classmethod
     def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not HEADER_SAFE.match(value.get_secret_value()):
+        if value is not None and not HEADER_SAFE.fullmatch(value.get_secret_value()):
             raise ValueError(TOKEN_PROBLEM)
         return value
 
@@ -169,10 +170,7 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _timezone_exists(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Moscow") from None
+        zone(value)
         return value
 
     @field_validator("calltouch_api_url", "pozvonim_api_url")

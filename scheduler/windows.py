@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from config.zones import zone
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # "24:00", the midnight that ends a day: every time of day is before it.
@@ -33,11 +35,7 @@ class CallWindow:
             raise ValueError(f"window must be HH:MM-HH:MM, got {window!r}") from None
         if start == end:
             raise ValueError("window must not be empty (start equals end; all day: 00:00-24:00)")
-        try:
-            zone = ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {tz!r}, e.g. Europe/Moscow") from None
-        return cls(start, end, parse_days(days), zone)
+        return cls(start, end, parse_days(days), zone(tz))
 
     def is_open(self, moment: datetime) -> bool:
         local = moment.astimezone(self.tz)

@@ -6,9 +6,13 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-# Date and time, seconds and fraction optional, an offset or none (then CTQ_TIMEZONE). Not a
-# bare number: ``fromisoformat`` would read "20261123" as a date, and a unix time is a guess.
-ISO_8601 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
+# Date and time in ASCII digits, seconds and fraction optional, an offset or none (then
+# CTQ_TIMEZONE). Not a bare number: ``fromisoformat`` would read "20261123" as a date, and a
+# unix time is a guess.
+ISO_8601 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+)
 EXAMPLE = "2026-11-23T10:00:00+03:00"
 
 
@@ -19,7 +23,7 @@ def checked_time(text: str) -> str:
     try:
         datetime.fromisoformat(text)
     except ValueError as exc:  # the shape is right, a value is not (month 13, hour 25)
-        raise ValueError(f"not a valid time: {exc}: {text!r}") from None
+        raise ValueError(f"not a valid time: {exc}") from None
     return text
 
 

@@ -20,6 +20,8 @@ def add(pipe: redis.Redis, record: dict[str, Any], *, now: float) -> None:
 
 def list_records(client: redis.Redis, limit: int = 100) -> list[dict[str, Any]]:
     """The newest ``limit`` dead letters, newest first."""
+    if limit < 1:
+        return []  # ZREVRANGE 0 -1 would be every one
     ids: list[str] = client.zrevrange(keys.DLQ_INDEX, 0, limit - 1)  # type: ignore[assignment]
     if not ids:
         return []

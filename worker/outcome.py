@@ -11,6 +11,10 @@ from config.policy import POLICY, Outcome, Rule
 from worker.redaction import redact_text
 
 
+class TokenMissing(requests.RequestException):
+    """Pozvonim answered its token request with success but no token: nothing was sent."""
+
+
 @dataclass(frozen=True)
 class LastOutcome:
     """A job's last outcome, as stored on its record (``last``) and in dead letters: an
@@ -65,12 +69,14 @@ def classify(
     """
     if isinstance(answer, requests.Timeout):
         return Verdict("timeout", message=_exception_message(answer))
+    if isinstance(answer, TokenMissing):
+        return Verdict("token_missing", message=str(answer))
     if isinstance(answer, requests.RequestException):
         return Verdict("connection", message=_exception_message(answer))
     body = _json_or_none(answer)
     status = answer.status_code
     code = _api_code(body)
-    message = _api_message(body) or answer.reason or ""
+    message = redact_text(_api_message(body) or answer.reason or "")  # it may quote a token
     common = {
         "http_status": status,
         "code": code,

@@ -19,7 +19,7 @@ from redis.exceptions import LockError
 from config import Settings
 from worker import keys, metrics
 from worker.calltouch import pooled_session
-from worker.outcome import Verdict
+from worker.outcome import TokenMissing, Verdict
 from worker.pozvonim_sign import http_build_query, ksorted, sign, token_sign
 from worker.transactions import transact
 
@@ -134,7 +134,7 @@ class PozvonimClient:
             return answer  # the job's verdict: counted as the job's request
         token = _token_of(answer)
         if token is None:
-            # Not an answer to the job (nothing was sent for it): a fault to retry, never "done".
+            # Not an answer to the job (nothing was sent for it), so never "done".
             return TokenMissing(
                 f"the token request was answered HTTP {answer.status_code} without a token"
             )
@@ -146,10 +146,6 @@ class PozvonimClient:
 
     def close(self) -> None:
         self.session.close()
-
-
-class TokenMissing(requests.RequestException):
-    """Pozvonim answered the token request with success but no token."""
 
 
 def _token_of(answer: requests.Response) -> str | None:

@@ -25,15 +25,20 @@ _IN_TEXT = re.compile(
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@/\s]+@")
 # Shorter values are not looked for in text: "1" or "abc" would blank out ordinary words.
 SHORTEST_KNOWN_SECRET = 6
-_known: set[str] = set()
+# Longest first, so none is left half blanked; replaced whole (never changed in place), as
+# any thread may be reading it for a log record meanwhile.
+_known: tuple[str, ...] = ()
 
 
 def remember_secrets(values: Iterable[str | None]) -> None:
     """From now on, ``redact_text`` blanks out these values (and their escaped forms, as an
     exception's ``repr`` of them prints) wherever they appear."""
+    global _known
+    found = set(_known)
     for value in values:
         if value and len(value.strip()) >= SHORTEST_KNOWN_SECRET:
-            _known.update({value, value.strip(), repr(value)[1:-1]})
+            found.update({value, value.strip(), repr(value)[1:-1]})
+    _known = tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(value: Any) -> Any:
@@ -48,8 +53,8 @@ def redact(value: Any) -> Any:
 def redact_text(text: str) -> str:
     """``...?uid=1&sign=abc`` → ``...?uid=1&sign=***``, ``redis://:pw@h`` → ``redis://:***@h``,
     and any known secret's value → ``***``."""
-    text = _URL_PASSWORD.sub(r"\1:***@", _IN_TEXT.sub(r"\1\2***", text))
-    for secret in sorted(_known, key=len, reverse=True):  # longest first: no half-blanked one
+    text = masked_url(_IN_TEXT.sub(r"\1\2***", text))
+    for secret in _known:
         if secret in text:
             text = text.replace(secret, "***")
     return text

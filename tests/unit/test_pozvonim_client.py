@@ -90,7 +90,7 @@ def test_only_200_201_202_204_are_success() -> None:
     assert classify(answer, success_statuses=POZVONIM_SUCCESS).outcome is Outcome.DONE
 
 
-def test_a_token_answer_without_a_token_is_a_fault_to_retry_not_a_sent_call(
+def test_a_token_answer_without_a_token_pauses_and_is_not_a_sent_call(
     fake_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pozvonim = PozvonimClient(
@@ -106,8 +106,6 @@ def test_a_token_answer_without_a_token_is_a_fault_to_retry_not_a_sent_call(
     answer.status_code, answer._content = 200, b'{"expire": 1800000000}'
     monkeypatch.setattr(pozvonim.session, "get", lambda *args, **kwargs: answer)
     verdict = classify(pozvonim.post(*route(PAYLOAD)), success_statuses=POZVONIM_SUCCESS)
-    assert (verdict.key, verdict.outcome) == ("connection", Outcome.RETRY)
-    assert (
-        verdict.message == "TokenMissing: the token request was answered HTTP 200 without a token"
-    )
+    assert (verdict.key, verdict.outcome) == ("token_missing", Outcome.PAUSE)
+    assert verdict.message == "the token request was answered HTTP 200 without a token"
     assert fake_redis.get(pozvonim.token_key) is None

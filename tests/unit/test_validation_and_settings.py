@@ -69,6 +69,7 @@ def test_defaults() -> None:
     [
         ("CTQ_RATE_LIMIT", "fast", "limits"),
         ("CTQ_TIMEZONE", "Mars/Olympus", "time zone"),
+        ("CTQ_TIMEZONE", "Europe", "unknown time zone .Europe."),
         ("CTQ_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
     ],
 )
@@ -100,7 +101,7 @@ def test_json_lines_split_on_newlines_only_not_on_unicode_line_separators() -> N
         ("tomorrow", "not an ISO 8601 time like 2026-11-23T10:00:00+03:00: 'tomorrow'"),
         ("20261123", "not an ISO 8601 time like 2026-11-23T10:00:00+03:00: '20261123'"),
         ("2026-11-23", "not an ISO 8601 time like 2026-11-23T10:00:00+03:00: '2026-11-23'"),
-        ("2026-13-01T10:00", "not a valid time: month must be in 1..12: '2026-13-01T10:00'"),
+        ("2026-13-01T10:00", "not a valid time: month must be in 1..12"),
     ],
 )
 def test_a_send_time_that_is_not_one_says_what_one_looks_like(text: str, reason: str) -> None:

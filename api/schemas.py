@@ -54,10 +54,12 @@ class Selection(BaseModel):
 
 
 class Replayed(BaseModel):
-    """The new job id per replayed dead letter, and why the others were refused."""
+    """The new job id per replayed dead letter, why others were refused, and those gone
+    (purged while the replay ran: nothing enqueued for them)."""
 
     enqueued: dict[str, str]
     refused: dict[str, list[Problem]]
+    gone: list[str] = []
 
 
 class Purged(BaseModel):

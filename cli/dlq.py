@@ -90,6 +90,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
             {
                 "enqueued": result.enqueued,
                 "refused": {k: [str(p) for p in v] for k, v in result.refused.items()},
+                "gone": result.gone,
             }
         )
     else:
@@ -98,6 +99,8 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         for old, problems in result.refused.items():
             for problem in problems:
                 print(f"{old}: refused: {problem.path}: {problem.reason}")
+        for old in result.gone:
+            print(f"{old}: gone (purged while this replay ran): nothing enqueued")
         print(f"replayed {len(result.enqueued)}, refused {len(result.refused)}")
     return INVALID_INPUT if result.refused else 0
 

@@ -20,10 +20,12 @@ from worker.messages import MessageBuilder
 
 @dataclass
 class Replayed:
-    """What a replay did: new job id per dead letter, or why it was refused."""
+    """What a replay did: new job id per dead letter, why it was refused, or that it was
+    gone (purged while the replay ran)."""
 
     enqueued: dict[str, str] = field(default_factory=dict)
     refused: dict[str, list[Problem]] = field(default_factory=dict)
+    gone: list[str] = field(default_factory=list)
 
 
 def choose(
@@ -59,7 +61,7 @@ def replay(producer: Producer, records: list[dict[str, Any]]) -> Replayed:
     one transaction: a replay broken off anywhere leaves the dead letter and no new job, or
     the new job and no dead letter, so replaying it again, even days later, never enqueues
     it twice. A replay that finds the dead letter gone (replayed meanwhile) answers with the
-    job it was replayed as; one purged meanwhile is left out."""
+    job it was replayed as; one purged meanwhile is reported gone."""
     result = Replayed()
     for record in records:
         kind = KINDS[record["kind"]]
@@ -69,7 +71,9 @@ def replay(producer: Producer, records: list[dict[str, Any]]) -> Replayed:
             result.refused[record["id"]] = exc.problems
             continue
         new_id = _in_place_of(producer, record, kind, body)
-        if new_id is not None:
+        if new_id is None:
+            result.gone.append(record["id"])
+        else:
             result.enqueued[record["id"]] = new_id
     return result
 

@@ -51,7 +51,7 @@ def replay_dead_letters(
         old: [Problem(line=p.line, field=p.path, reason=p.reason) for p in problems]
         for old, problems in result.refused.items()
     }
-    return Replayed(enqueued=result.enqueued, refused=refused)
+    return Replayed(enqueued=result.enqueued, refused=refused, gone=result.gone)
 
 
 @router.post(

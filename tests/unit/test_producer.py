@@ -161,6 +161,20 @@ def test_replay_refuses_a_payload_that_no_longer_validates(
     assert select(deadletter.all_records(real_redis), [], code=None)[0]["id"] == "old2"
 
 
+def test_a_dead_letter_purged_while_a_replay_ran_is_reported_gone_and_not_enqueued(
+    producer: Producer, real_redis: redis.Redis
+) -> None:
+    kept = {"id": "old1", "kind": "callback", "payload": {"routeKey": "rk", "phone": "79991234567"}}
+    purged = {**kept, "id": "old2", "payload": {"routeKey": "rk", "phone": "79991234568"}}
+    for record in (kept, purged):
+        deadletter.add(real_redis, record, now=1.0)
+    chosen = deadletter.all_records(real_redis)
+    deadletter.remove(real_redis, ["old2"])  # by `ctq dlq purge`, after the replay chose it
+    result = replay(producer, chosen)
+    assert (list(result.enqueued), result.gone) == (["old1"], ["old2"])
+    assert real_redis.llen(keys.REALTIME) == 1
+
+
 def sent_events(pubsub: redis.client.PubSub) -> list[dict]:
     """The task-sent events published so far, as Flower decodes them."""
     events = []

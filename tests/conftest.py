@@ -75,6 +75,12 @@ class RunningSandbox:
     def accepted(self) -> list[dict[str, Any]]:
         return [r for r in self.received() if r["status"] != 429]
 
+    def account(self, **change: Any) -> None:
+        """Change how the sandbox answers (``POST /_sandbox/account``): ``answer`` (an error
+        for every request, of ``site_id`` only if given; None: as usual) or
+        ``callback_minutes``."""
+        requests.post(f"{self.url}/_sandbox/account", json=change, timeout=5).raise_for_status()
+
 
 @pytest.fixture
 def start_sandbox() -> Iterator[Callable[..., RunningSandbox]]:

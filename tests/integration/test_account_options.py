@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
-import requests
 
 from tests.conftest import RunningSandbox
 from tests.helpers import SITE_ID, WorkerProcess, run_ctq, wait_for
@@ -85,8 +84,7 @@ def test_resume_with_a_site_lifts_that_sites_pause_and_the_others_stay_paused(
 ) -> None:
     env = env_with_accounts(redis_url, sandbox3, tmp_path)  # probes only after 300 s
     for site in (SHOP_A["site"], SHOP_B["site"]):
-        forced = {"answer": {"status": 403, "code": 403}, "site_id": site}
-        requests.post(f"{sandbox3.url}/_sandbox/account", json=forced, timeout=5)
+        sandbox3.account(answer={"status": 403, "code": 403}, site_id=site)
     start_beat(env)
     start_worker(env)
     enqueue(env, "callback", callbacks(3, 700), "--account", "shop-a")
@@ -98,8 +96,7 @@ def test_resume_with_a_site_lifts_that_sites_pause_and_the_others_stay_paused(
 
     wait_for(lambda: held("shop-a") == 3 and held("shop-b") == 3, timeout=60)
     # shop-a's token is fixed; shop-b's is not.
-    lifted = {"answer": None, "site_id": SHOP_A["site"]}
-    requests.post(f"{sandbox3.url}/_sandbox/account", json=lifted, timeout=5)
+    sandbox3.account(answer=None, site_id=SHOP_A["site"])
 
     resumed = run_ctq(["resume", "--site", SHOP_A["site"]], env)
     assert resumed.returncode == 0, resumed.stderr

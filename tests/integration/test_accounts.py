@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.conftest import RunningSandbox, WorkerProcess, env_for
 from tests.helpers import SITE_ID, TEST_TOKEN, run_ctq, wait_for
@@ -148,8 +147,7 @@ def test_a_403_of_one_account_pauses_that_account_only(
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     env = env_with_accounts(redis_url, three_accounts, tmp_path)
-    forced = {"answer": {"status": 403, "code": 403}, "site_id": SHOP_A["site"]}
-    requests.post(f"{three_accounts.url}/_sandbox/account", json=forced, timeout=5)
+    three_accounts.account(answer={"status": 403, "code": 403}, site_id=SHOP_A["site"])
     start_worker(env)
     enqueue(env, "callback", callbacks(4, 200), "--account", "shop-a")
     enqueue(env, "callback", callbacks(4, 300), "--account", "shop-b")

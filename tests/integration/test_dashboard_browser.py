@@ -72,11 +72,6 @@ def status(api: ApiProcess) -> dict[str, Any]:
     return dict(requests.get(f"{api.url}/v1/status", headers=AUTH, timeout=10).json())
 
 
-def force(sandbox: RunningSandbox, answer: dict[str, int] | None) -> None:
-    """Every request the sandbox receives gets this error (None: answers as usual again)."""
-    requests.post(f"{sandbox.url}/_sandbox/account", json={"answer": answer}, timeout=5)
-
-
 def resolve(document: Any, pointer: str) -> Any:
     """RFC 6901: ``/limiters/default:127.0.0.1:80/http_429``, ``/paused/0/held``."""
     for part in pointer.lstrip("/").split("/"):
@@ -160,14 +155,14 @@ def test_the_dashboard_shows_the_stack_and_its_buttons_work(
     for n in range(4):
         post(api, {"routeKey": "rk", "phone": f"7999060{n:04d}"})
     wait_for(lambda: counts()["done"] == 4, timeout=60)
-    force(sandbox, {"status": 400, "code": 10003})  # no widget: a dead letter
+    sandbox.account(answer={"status": 400, "code": 10003})  # no widget: a dead letter
     dead_id = post(api, {"routeKey": "rk", "phone": "79990609999"})
     wait_for(lambda: counts()["dead"] == 1, timeout=60)
-    force(sandbox, {"status": 403, "code": 403})  # a revoked token: the breaker opens
+    sandbox.account(answer={"status": 403, "code": 403})  # a revoked token: the breaker opens
     for n in range(3):
         post(api, {"routeKey": "rk", "phone": f"7999061{n:04d}"})
     wait_for(lambda: counts()["paused"] >= 1 and counts()["paused"] + counts()["delayed"] == 3)
-    force(sandbox, None)
+    sandbox.account(answer=None)
     held = counts()["paused"]
 
     browser.get(f"{api.url}/")

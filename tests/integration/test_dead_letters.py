@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import redis
-import requests
 from kombu.exceptions import OperationalError
 from redis.connection import AbstractConnection
 
@@ -32,21 +31,16 @@ pytestmark = pytest.mark.integration
 PHONE = "79991230077"
 
 
-def force(sandbox: RunningSandbox, answer: dict[str, int] | None) -> None:
-    """Every request gets ``answer`` (None: the sandbox answers as usual again)."""
-    requests.post(f"{sandbox.url}/_sandbox/account", json={"answer": answer}, timeout=5)
-
-
 def dead_letter_of(env: dict[str, str], sandbox: RunningSandbox, phone: str = PHONE) -> str:
     """A callback dead-lettered by a running worker (code 10003: no such widget); then the
     widget is "fixed": the sandbox answers as usual again."""
-    force(sandbox, {"status": 400, "code": 10003})
+    sandbox.account(answer={"status": 400, "code": 10003})
     done = run_ctq(["enqueue", "callback", json.dumps({"routeKey": "rk", "phone": phone})], env)
     assert done.returncode == 0, done.stderr
     [job_id] = done.stdout.split()
     client = redis.Redis.from_url(env["REDIS_URL"], decode_responses=True)
     wait_for(lambda: deadletter.get(client, job_id) is not None)
-    force(sandbox, None)
+    sandbox.account(answer=None)
     return job_id
 
 

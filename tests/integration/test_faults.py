@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import redis
-import requests
 
 from sandbox.faults import FaultPlan
 from tests.conftest import RunningSandbox, env_for
@@ -206,7 +205,7 @@ def test_an_account_level_error_pauses_the_lane_and_resumes_after_the_probe(
     tmp_path: Path,
 ) -> None:
     env = env_for(redis_url, sandbox, tmp_path / "data", CTQ_BREAKER_PROBE_INTERVAL="3")
-    requests.post(f"{sandbox.url}/_sandbox/account", json={"callback_minutes": False}, timeout=5)
+    sandbox.account(callback_minutes=False)
     start_beat(env)
     start_worker(env)
     phones = callbacks_file(tmp_path / "calls.jsonl", 6)
@@ -219,7 +218,7 @@ def test_an_account_level_error_pauses_the_lane_and_resumes_after_the_probe(
     assert "beat          last tick" in shown
     assert counts(redis_url)["dead"] == 0
 
-    requests.post(f"{sandbox.url}/_sandbox/account", json={"callback_minutes": True}, timeout=5)
+    sandbox.account(callback_minutes=True)
     wait_for(lambda: counts(redis_url)["done"] == 6, timeout=60)
     assert sent_ok(sandbox) == Counter(phones)
     assert "PAUSED" not in run_ctq(["status"], env).stdout
@@ -234,13 +233,13 @@ def test_ctq_resume_lifts_a_pause_by_hand(
     tmp_path: Path,
 ) -> None:
     env = env_for(redis_url, sandbox, tmp_path / "data")  # probe only after 300 s
-    requests.post(f"{sandbox.url}/_sandbox/account", json={"callback_minutes": False}, timeout=5)
+    sandbox.account(callback_minutes=False)
     start_beat(env)
     start_worker(env)
     callbacks_file(tmp_path / "calls.jsonl", 3)
     enqueue_file(env, tmp_path / "calls.jsonl")
     wait_for(lambda: counts(redis_url)["paused"] == 2)
-    requests.post(f"{sandbox.url}/_sandbox/account", json={"callback_minutes": True}, timeout=5)
+    sandbox.account(callback_minutes=True)
 
     resumed = run_ctq(["resume"], env)
     assert "resumed site 777 realtime lane" in resumed.stdout and "2 held job(s)" in resumed.stdout
@@ -352,8 +351,7 @@ def test_an_account_wide_error_pauses_the_lane_and_dead_letters_nothing(
     code: int,
 ) -> None:
     env = env_for(redis_url, sandbox, tmp_path / "data")
-    answer = {"answer": {"status": status, "code": code}}
-    requests.post(f"{sandbox.url}/_sandbox/account", json=answer, timeout=5)
+    sandbox.account(answer={"status": status, "code": code})
     start_beat(env)
     start_worker(env, "-c", "4")
     callbacks_file(tmp_path / "calls.jsonl", 20)

@@ -16,6 +16,7 @@ from tasks import comment
 from tasks.producer import Producer
 from tests.conftest import RunningSandbox
 from tests.helpers import SITE_ID, TEST_TOKEN, WorkerProcess, wait_for
+from tests.integration.test_accounts import leads
 from worker import keys
 
 pytestmark = pytest.mark.integration
@@ -43,11 +44,6 @@ def producer(redis_url: str, sandbox: RunningSandbox, tmp_path: Path) -> Iterato
     made.redis.close()
 
 
-def leads(count: int) -> Iterator[dict[str, Any]]:
-    for n in range(count):
-        yield {"matching": [{"type": "call", "callParams": {"callId": n + 1}}], "addComment": "x"}
-
-
 def is_comment(request: dict[str, Any]) -> bool:
     return bool(request["path"] == comment.KIND.path)
 
@@ -62,7 +58,7 @@ def test_a_callback_enqueued_during_a_bulk_backlog_goes_before_the_bulk_queued_a
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     start_worker(worker_env)  # 2 processes each
     start_worker(worker_env)
-    assert len(producer.comments(leads(100 * BULK_REQUESTS))) == BULK_REQUESTS
+    assert len(producer.comments(leads(100 * BULK_REQUESTS, "x"))) == BULK_REQUESTS
     wait_for(lambda: sum(map(is_comment, sandbox.received())) >= 5, timeout=30, interval=0.05)
 
     enqueued: dict[str, tuple[float, int]] = {}  # phone -> (when, bulk messages queued then)

@@ -14,6 +14,7 @@ import requests
 from tasks import comment
 from tests.conftest import RunningSandbox, env_for
 from tests.helpers import WorkerProcess, run_ctq, wait_for
+from tests.integration.test_accounts import leads
 from worker import jobstore, keys
 from worker.pozvonim_sign import token_sign
 
@@ -136,18 +137,10 @@ def test_pozvonim_has_its_own_limiter_key_and_rate_beside_a_calltouch_backlog(
     env = pozvonim_env(redis_url, sandbox, tmp_path / "data", POZVONIM_RATE_LIMIT="2/second")
     start_worker(env, "-c", "4")
     start_worker(env, "-c", "4")
-    leads = tmp_path / "leads.jsonl"  # 20 comment requests: about 4 s of Calltouch's rate
-    leads.write_text(
-        "".join(
-            json.dumps(
-                {"matching": [{"type": "call", "callParams": {"callId": n}}], "addComment": "x"}
-            )
-            + "\n"
-            for n in range(1, 2001)
-        )
-    )
+    leads_file = tmp_path / "leads.jsonl"  # 20 comment requests: about 4 s of Calltouch's rate
+    leads_file.write_text("".join(json.dumps(lead) + "\n" for lead in leads(2000, "x")))
     write_calls(tmp_path / "calls.jsonl", 6)
-    for kind, path in (("comment", leads), ("callback", tmp_path / "calls.jsonl")):
+    for kind, path in (("comment", leads_file), ("callback", tmp_path / "calls.jsonl")):
         enqueued = run_ctq(["enqueue", kind, "--file", str(path)], env)
         assert enqueued.returncode == 0, enqueued.stderr
     wait_for(lambda: counts(redis_url)["done"] == 20 + 6, timeout=60, interval=0.5)

@@ -101,7 +101,7 @@ def _take(
     pipe.multi()
     pipe.ltrim(key, take, -1)
     for body in bodies:
-        payload = body.model_dump(mode="json", exclude_none=True)
+        payload = body.api_body()
         producer.add_job(pipe, builder, KINDS["comment"], payload, now, account=account)
     return NightlyResult(leads=take, requests=len(bodies), left_staged=staged - take)
 

@@ -79,7 +79,7 @@ def keyed(
     """Each job with its body as the API receives it and its idempotency key: ``KEY`` for
     one job and ``KEY:N`` for several; else, with ``derive``, one derived from its content
     (``derived_key``); else none. Kinds deduplicated by body fall back to ``auto_key``."""
-    bodies = ((kind, body.model_dump(mode="json", exclude_none=True)) for kind, body in jobs)
+    bodies = ((kind, body.api_body()) for kind, body in jobs)
     if key is not None:
         yield from numbered(bodies, key)
         return

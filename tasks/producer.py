@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -192,9 +192,10 @@ class Producer:
         ``not_before`` (unix time) the jobs wait in the durable delay set until then.
         """
         names = list(idempotency_keys or [None] * len(jobs))
+        bodies = ((kind, body.api_body()) for kind, body in jobs)
         items = (
             (kind, payload, name or (auto_key(kind.name, payload) if kind.dedupe_by_body else None))
-            for (kind, payload), name in zip(api_bodies(jobs), names, strict=True)
+            for (kind, payload), name in zip(bodies, names, strict=True)
         )
         return self._enqueue(items, Problems(), not_before, account)
 
@@ -417,14 +418,6 @@ class Producer:
         for builder in builders:
             discard_quietly(builder.close)
         self.redis.close()
-
-
-def api_bodies(
-    jobs: Iterable[tuple[JobKind, ApiModel]],
-) -> Iterator[tuple[JobKind, dict[str, Any]]]:
-    """Each job's body as the API receives it."""
-    for kind, body in jobs:
-        yield kind, body.model_dump(mode="json", exclude_none=True)
 
 
 def discard_quietly(discard: Callable[[], None]) -> None:

@@ -89,7 +89,7 @@ def _in_place_of(
     dead_id = record["id"]
     # No account in dead letters from before accounts; an unknown one is refused here.
     account = producer.settings.account(record.get("account")).name
-    payload = body.model_dump(mode="json", exclude_none=True)
+    payload = body.api_body()
     replayed_as = keys.replayed(dead_id)
 
     def move(pipe: redis.client.Pipeline, builder: MessageBuilder) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -31,6 +31,10 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", populate_by_name=False, strict=True, str_max_length=MAX_TEXT_CHARS
     )
+
+    def api_body(self) -> dict[str, Any]:
+        """The body as the API receives it (and as a job record keeps it): JSON, no nulls."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 def _phone(value: str) -> str:

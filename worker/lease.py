@@ -16,6 +16,7 @@ import redis
 from redis.exceptions import LockError
 
 from worker import keys
+from worker.failover import REPLICA_CONFIRM_MS, NotReplicated
 
 
 class Lease:
@@ -23,6 +24,7 @@ class Lease:
 
     def __init__(self, client: redis.Redis, job_id: str, seconds: float) -> None:
         self.job_id = job_id
+        self._client, self._seconds = client, seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{job_id}:{uuid.uuid4().hex[:8]}"
         # Not thread-local: the heartbeat thread renews what the job's thread acquired.
         self._lock = client.lock(keys.lease(job_id), timeout=seconds, thread_local=False)
@@ -42,6 +44,27 @@ class Lease:
         except LockError:
             self.lost = True
         return not self.lost
+
+    def renew_confirmed(self, replicas: int) -> bool:
+        """``renew``, and when ``replicas`` > 0 have that many replicas confirm the renewal
+        (``worker.failover``): one connection carries both, as ``WAIT`` counts only the
+        writes of its own connection. Raises ``NotReplicated`` when they do not."""
+        if replicas <= 0:
+            return self.renew()
+        with self._client.pipeline(transaction=False) as pipe:
+            self._lock.lua_reacquire(
+                keys=[self.name],
+                args=[self._lock.local.token, int(self._seconds * 1000)],
+                client=pipe,
+            )
+            pipe.wait(replicas, REPLICA_CONFIRM_MS)
+            owned, confirmed = pipe.execute()
+        if not owned:
+            self.lost = True
+            return False
+        if int(confirmed) < replicas:
+            raise NotReplicated
+        return True
 
     def release(self) -> None:
         """Give the lease back; raises ``LockError`` if it lapsed and another holder has it."""

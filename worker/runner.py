@@ -15,7 +15,7 @@ from redis.exceptions import LockError
 
 from config.policy import Outcome
 from tasks.kind import JobKind
-from worker import delays, jobstore, metrics, records
+from worker import delays, failover, jobstore, metrics, records
 from worker.breaker import Admission, Breaker
 from worker.decision import Action, Step, decide
 from worker.jobstore import LIVE, Job, State
@@ -186,9 +186,15 @@ class JobRun:
         if not isinstance(permit, Permit):
             return permit
         self.waited = time.monotonic() - asked
-        if not self.lease.renew():
-            # Fencing: this process stalled past its lease (frozen, swapped out) and another
-            # worker has taken the job over. It must not send it too.
+        # Fencing: the job's lease must still be this process's (it may have stalled past
+        # it, frozen or swapped out, and another worker taken the job over), and be on the
+        # primary that survives a Redis failover (worker.failover).
+        try:
+            ours = self.lease.renew_confirmed(failover.replicas_to_confirm(rt.redis))
+        except redis.RedisError:
+            self.via.limiter.cancel(permit)
+            raise
+        if not ours:
             self.via.limiter.cancel(permit)
             log.warning("job %s: lease lost before sending; left to the worker that has it", job.id)
             return TAKEN_OVER

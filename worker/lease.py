@@ -24,7 +24,6 @@ class Lease:
 
     def __init__(self, client: redis.Redis, job_id: str, seconds: float) -> None:
         self.job_id = job_id
-        self._client, self._seconds = client, seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{job_id}:{uuid.uuid4().hex[:8]}"
         # Not thread-local: the heartbeat thread renews what the job's thread acquired.
         self._lock = client.lock(keys.lease(job_id), timeout=seconds, thread_local=False)
@@ -49,14 +48,12 @@ class Lease:
         """``renew``, and when ``replicas`` > 0 have that many replicas confirm the renewal
         (``worker.failover``): one connection carries both, as ``WAIT`` counts only the
         writes of its own connection. Raises ``NotReplicated`` when they do not."""
-        if replicas <= 0:
+        token = self._lock.local.token
+        if replicas <= 0 or self.lost or token is None:
             return self.renew()
-        with self._client.pipeline(transaction=False) as pipe:
-            self._lock.lua_reacquire(
-                keys=[self.name],
-                args=[self._lock.local.token, int(self._seconds * 1000)],
-                client=pipe,
-            )
+        with self._lock.redis.pipeline(transaction=False) as pipe:
+            timeout_ms = int(float(self._lock.timeout or 0) * 1000)
+            self._lock.lua_reacquire(keys=[self.name], args=[token, timeout_ms], client=pipe)
             pipe.wait(replicas, REPLICA_CONFIRM_MS)
             owned, confirmed = pipe.execute()
         if not owned:

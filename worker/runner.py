@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -179,6 +180,8 @@ class JobRun:
             records.log_outcome(job, "cancelled", records.no_answer("cancelled", "cancel", why))
             return State.CANCELLED
         self.claim = claim = self.via.claim(self.kind.name, job.lane)
+        # Asked before the permit: the sentinels' answers are not in the limiter's margin.
+        replicas = failover.point_at_primary(rt.redis)
         window = self.via.limiter.window_us / 1_000_000
         may_wait = min(max(rt.settings.inprocess_wait_max, window), self._budget_left())
         asked = time.monotonic()
@@ -190,13 +193,18 @@ class JobRun:
         # it, frozen or swapped out, and another worker taken the job over), and be on the
         # primary that survives a Redis failover (worker.failover).
         try:
-            ours = self.lease.renew_confirmed(failover.replicas_to_confirm(rt.redis))
+            ours = self.lease.renew_confirmed(replicas)
         except redis.RedisError:
-            self.via.limiter.cancel(permit)
+            with contextlib.suppress(redis.RedisError):  # else it lapses by itself
+                self.via.limiter.cancel(permit)
             raise
         if not ours:
             self.via.limiter.cancel(permit)
-            log.warning("job %s: lease lost before sending; left to the worker that has it", job.id)
+            log.warning(
+                "job %s: lease lost before sending (another worker has the job, or Redis "
+                "failed over); not sent from here",
+                job.id,
+            )
             return TAKEN_OVER
         path, body = self.kind.request(job.payload)
         answer = self.via.client.post(path, body)

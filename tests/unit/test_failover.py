@@ -3,6 +3,7 @@ of the primary, checked on real redis-servers, a primary and its replica."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 import redis
 
 from tests.helpers import RedisServer, free_port, wait_for
-from worker.failover import NotReplicated, _replicating, replicas_to_confirm
+from worker import failover
+from worker.failover import NotReplicated, point_at_primary
 from worker.lease import Lease
 
 
@@ -38,8 +40,11 @@ def test_a_lease_a_replica_confirms_lets_the_request_go(
     primary, replica = primary_and_replica
     lease = Lease(primary, "job-1", seconds=30)
     assert lease.acquire()
+    primary.pexpire(lease.name, 1000)
     assert lease.renew_confirmed(1)
-    assert replica.get(lease.name) == lease.owner
+    assert replica.pttl(lease.name) > 25_000  # the renewal itself reached the replica
+    with pytest.raises(NotReplicated):
+        lease.renew_confirmed(2)  # a second replica that is not there does not confirm
 
 
 def test_a_promoted_replica_stops_the_request_and_says_why(
@@ -49,12 +54,13 @@ def test_a_promoted_replica_stops_the_request_and_says_why(
     lease = Lease(primary, "job-1", seconds=30)
     assert lease.acquire()
     replica.replicaof("NO", "ONE")  # the first step of a failover: the old primary is alone
-    with pytest.raises(NotReplicated, match="Redis is failing over, nothing was sent"):
+    with pytest.raises(NotReplicated, match=r"Redis is failing over.*nothing was sent"):
         lease.renew_confirmed(1)
     assert isinstance(NotReplicated(), redis.ConnectionError)  # ridden out like an outage
+    assert pickle.loads(pickle.dumps(NotReplicated())).args == NotReplicated().args
 
 
-def test_a_lease_taken_over_is_reported_lost_whether_or_not_confirmed(
+def test_a_lease_taken_over_is_reported_lost_and_stays_lost(
     primary_and_replica: tuple[redis.Redis, redis.Redis],
 ) -> None:
     primary, _ = primary_and_replica
@@ -63,11 +69,13 @@ def test_a_lease_taken_over_is_reported_lost_whether_or_not_confirmed(
     primary.set(lease.name, "another-worker")
     assert not lease.renew_confirmed(1)
     assert lease.lost
-    assert not Lease(primary, "job-2", seconds=30).renew_confirmed(0)
+    primary.set(lease.name, lease.owner)  # lost once is lost: the heartbeat said so
+    assert not lease.renew_confirmed(1)
+    assert not Lease(primary, "job-2", seconds=30).renew_confirmed(1)  # never acquired
 
 
 def test_without_sentinel_there_is_nothing_to_confirm(real_redis: redis.Redis) -> None:
-    assert replicas_to_confirm(real_redis) == 0
+    assert point_at_primary(real_redis) == 0
     lease = Lease(real_redis, "job-1", seconds=30)
     assert lease.acquire()
     assert lease.renew_confirmed(0)  # a plain renewal: no WAIT on a server without replicas
@@ -88,10 +96,11 @@ def _replica(flags: str = "slave", link: str = "ok", role: str = "slave") -> dic
     [
         (_replica(), True),
         (_replica(flags="slave,promoted"), True),  # being promoted: the fence must hold
+        (_replica(flags="slave,promoted", role="master"), True),  # whatever it reports
         (_replica(flags="slave,s_down"), False),  # down: nothing to confirm with
         (_replica(link="err", role="master"), False),  # the old primary, not yet demoted
         (_replica(link="err"), False),  # lost its link: it would never confirm
     ],
 )
-def test_which_replicas_can_confirm(replica: dict[str, object], follows: bool) -> None:
-    assert _replicating(replica) is follows
+def test_which_replicas_must_confirm(replica: dict[str, object], follows: bool) -> None:
+    assert failover._following(replica) is follows

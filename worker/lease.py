@@ -36,21 +36,18 @@ class Lease:
     def acquire(self) -> bool:
         return bool(self._lock.acquire(blocking=False, token=self.owner))
 
-    def renew(self) -> bool:
-        """Extend the lease to its full length again, if it is still ours."""
-        try:
-            self._lock.reacquire()
-        except LockError:
-            self.lost = True
-        return not self.lost
-
-    def renew_confirmed(self, replicas: int) -> bool:
-        """``renew``, and when ``replicas`` > 0 have that many replicas confirm the renewal
-        (``worker.failover``): one connection carries both, as ``WAIT`` counts only the
-        writes of its own connection. Raises ``NotReplicated`` when they do not."""
+    def renew(self, replicas: int = 0) -> bool:
+        """Extend the lease to its full length again, if it is still ours. With ``replicas``
+        > 0, that many replicas must confirm the renewal (``worker.failover``), or it raises
+        ``NotReplicated``: one connection carries both, as ``WAIT`` counts only the writes
+        of its own connection."""
         token = self._lock.local.token
         if replicas <= 0 or self.lost or token is None:
-            return self.renew()
+            try:
+                self._lock.reacquire()
+            except LockError:
+                self.lost = True
+            return not self.lost
         with self._lock.redis.pipeline(transaction=False) as pipe:
             timeout_ms = int(float(self._lock.timeout or 0) * 1000)
             self._lock.lua_reacquire(keys=[self.name], args=[token, timeout_ms], client=pipe)

@@ -193,7 +193,7 @@ class JobRun:
         # it, frozen or swapped out, and another worker taken the job over), and be on the
         # primary that survives a Redis failover (worker.failover).
         try:
-            ours = self.lease.renew_confirmed(replicas)
+            ours = self.lease.renew(replicas)
         except redis.RedisError:
             with contextlib.suppress(redis.RedisError):  # else it lapses by itself
                 self.via.limiter.cancel(permit)

@@ -13,6 +13,7 @@ import json
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,14 @@ import pytest
 import redis
 
 from tests.conftest import RunningSandbox, env_for
-from tests.helpers import RedisServer, free_port, redis_server_binary, run_ctq, wait_for
+from tests.helpers import (
+    RedisServer,
+    WorkerProcess,
+    free_port,
+    redis_server_binary,
+    run_ctq,
+    wait_for,
+)
 from tests.integration.test_faults import StartWorker, accepted_so_far, callbacks_file, sent_ok
 from worker import jobstore, keys
 
@@ -97,35 +105,37 @@ def _knows_replicas(port: int, count: int) -> bool:
         return False
 
 
-def test_work_continues_by_itself_when_the_primary_is_killed(
-    sentinel_group: SentinelGroup,
+def callbacks_under_way(
+    group: SentinelGroup,
     start_sandbox: Callable[..., RunningSandbox],
     start_worker: StartWorker,
     start_beat: Callable[..., Any],
     tmp_path: Path,
-) -> None:
+) -> tuple[RunningSandbox, dict[str, str], list[WorkerProcess], list[str]]:
+    """Beat and two workers on ``group``, 100 callbacks enqueued and 30 of them sent: the
+    sandbox, the environment, the workers and the phones."""
     sandbox = start_sandbox(rate=20)
-    env = env_for(sentinel_group.url, sandbox, tmp_path / "data", CTQ_RATE_LIMIT="10/second")
+    env = env_for(group.url, sandbox, tmp_path / "data", CTQ_RATE_LIMIT="10/second")
     start_beat(env)
-    start_worker(env, "-c", "4")
-    start_worker(env, "-c", "4")
+    workers = [start_worker(env, "-c", "4"), start_worker(env, "-c", "4")]
     phones = callbacks_file(tmp_path / "calls.jsonl", 100)
     enqueued = run_ctq(["enqueue", "callback", "--file", str(tmp_path / "calls.jsonl")], env)
     assert enqueued.returncode == 0, enqueued.stderr
     wait_for(lambda: accepted_so_far(sandbox) >= 30, timeout=60, interval=0.01)
+    return sandbox, env, workers, phones
 
-    killed_at = time.monotonic()
-    assert sentinel_group.primary.process
-    sentinel_group.primary.process.send_signal(signal.SIGKILL)
-    sentinel_group.primary.process.wait()
-    wait_for(lambda: sentinel_group.current_primary() == sentinel_group.replica.port, timeout=30)
-    failover = time.monotonic() - killed_at
 
+def delivered_after_failover(
+    sandbox: RunningSandbox, env: dict[str, str], new_primary_port: int, tmp_path: Path
+) -> Counter[str]:
+    """Enqueue 20 more callbacks (producers find the new primary), wait until every job the
+    new primary knows of is delivered and check the 20 went out: how often each phone was
+    sent."""
     later = callbacks_file(tmp_path / "later.jsonl", 20, first_phone=79_990_600_000)
     after = run_ctq(["enqueue", "callback", "--file", str(tmp_path / "later.jsonl")], env)
-    assert after.returncode == 0, after.stderr  # producers find the new primary
+    assert after.returncode == 0, after.stderr
 
-    new_primary = redis.Redis(port=sentinel_group.replica.port, decode_responses=True)
+    new_primary = redis.Redis(port=new_primary_port, decode_responses=True)
     known = [
         json.loads(new_primary.hget(key, "payload") or "{}").get("phone")
         for key in new_primary.scan_iter(keys.job("*"))
@@ -140,8 +150,34 @@ def test_work_continues_by_itself_when_the_primary_is_killed(
     wait_for(delivered, timeout=120, interval=0.5)
     sent = sent_ok(sandbox)
     assert set(later) <= set(sent)  # work enqueued after the failover went out
-    lost = [p for p in phones if p not in sent]
-    twice = sum(n - 1 for n in sent.values() if n > 1)
+    return sent
+
+
+def lost_and_twice(phones: list[str], sent: Counter[str]) -> tuple[list[str], int]:
+    """The phones never sent, and how many sends were repeats."""
+    return [p for p in phones if p not in sent], sum(n - 1 for n in sent.values() if n > 1)
+
+
+def test_work_continues_by_itself_when_the_primary_is_killed(
+    sentinel_group: SentinelGroup,
+    start_sandbox: Callable[..., RunningSandbox],
+    start_worker: StartWorker,
+    start_beat: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    sandbox, env, _, phones = callbacks_under_way(
+        sentinel_group, start_sandbox, start_worker, start_beat, tmp_path
+    )
+
+    killed_at = time.monotonic()
+    assert sentinel_group.primary.process
+    sentinel_group.primary.process.send_signal(signal.SIGKILL)
+    sentinel_group.primary.process.wait()
+    wait_for(lambda: sentinel_group.current_primary() == sentinel_group.replica.port, timeout=30)
+    failover = time.monotonic() - killed_at
+
+    sent = delivered_after_failover(sandbox, env, sentinel_group.replica.port, tmp_path)
+    lost, twice = lost_and_twice(phones, sent)
     print(
         f"\nfailover took {failover:.1f} s; of 100 callbacks enqueued before it, "
         f"{len(lost)} were lost and {twice} sent twice (asynchronous replication)"
@@ -156,14 +192,9 @@ def test_work_continues_when_a_planned_failover_demotes_the_primary_under_the_wo
     start_beat: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
-    sandbox = start_sandbox(rate=20)
-    env = env_for(sentinel_group.url, sandbox, tmp_path / "data", CTQ_RATE_LIMIT="10/second")
-    start_beat(env)
-    workers = [start_worker(env, "-c", "4"), start_worker(env, "-c", "4")]
-    phones = callbacks_file(tmp_path / "calls.jsonl", 100)
-    enqueued = run_ctq(["enqueue", "callback", "--file", str(tmp_path / "calls.jsonl")], env)
-    assert enqueued.returncode == 0, enqueued.stderr
-    wait_for(lambda: accepted_so_far(sandbox) >= 30, timeout=60, interval=0.01)
+    sandbox, env, workers, phones = callbacks_under_way(
+        sentinel_group, start_sandbox, start_worker, start_beat, tmp_path
+    )
 
     old = redis.Redis(port=sentinel_group.primary.port)
     assert redis.Redis(port=sentinel_group.ports[0]).execute_command("SENTINEL FAILOVER", MASTER)
@@ -176,28 +207,9 @@ def test_work_continues_when_a_planned_failover_demotes_the_primary_under_the_wo
     with pytest.raises(redis.ReadOnlyError):
         old.set("ctq:test:write", "1")
 
-    later = callbacks_file(tmp_path / "later.jsonl", 20, first_phone=79_990_600_000)
-    after = run_ctq(["enqueue", "callback", "--file", str(tmp_path / "later.jsonl")], env)
-    assert after.returncode == 0, after.stderr
-
-    new_primary = redis.Redis(port=sentinel_group.current_primary(), decode_responses=True)
-    known = [
-        json.loads(new_primary.hget(key, "payload") or "{}").get("phone")
-        for key in new_primary.scan_iter(keys.job("*"))
-    ]
-
-    def delivered() -> bool:
-        counts = jobstore.counts(new_primary)
-        return counts["done"] + counts["dead"] >= len(known) and all(
-            phone in sent_ok(sandbox) for phone in known
-        )
-
-    wait_for(delivered, timeout=120, interval=0.5)
-    sent = sent_ok(sandbox)
-    assert set(later) <= set(sent)
+    sent = delivered_after_failover(sandbox, env, sentinel_group.current_primary(), tmp_path)
     assert all(worker.process.poll() is None for worker in workers)
-    lost = [p for p in phones if p not in sent]
-    twice = sum(n - 1 for n in sent.values() if n > 1)
+    lost, twice = lost_and_twice(phones, sent)
     # Unfenced, every job sent during the ten seconds the old primary still took writes was
     # sent again (70 of 100 here). A request in flight at the very moment of the promotion
     # can still be (worker.failover): one.

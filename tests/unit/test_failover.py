@@ -34,28 +34,32 @@ def primary_and_replica(tmp_path: Path) -> Iterator[tuple[redis.Redis, redis.Red
     primary.stop()
 
 
+def held(client: redis.Redis) -> Lease:
+    lease = Lease(client, "job-1", seconds=30)
+    assert lease.acquire()
+    return lease
+
+
 def test_a_lease_a_replica_confirms_lets_the_request_go(
     primary_and_replica: tuple[redis.Redis, redis.Redis],
 ) -> None:
     primary, replica = primary_and_replica
-    lease = Lease(primary, "job-1", seconds=30)
-    assert lease.acquire()
+    lease = held(primary)
     primary.pexpire(lease.name, 1000)
-    assert lease.renew_confirmed(1)
+    assert lease.renew(1)
     assert replica.pttl(lease.name) > 25_000  # the renewal itself reached the replica
     with pytest.raises(NotReplicated):
-        lease.renew_confirmed(2)  # a second replica that is not there does not confirm
+        lease.renew(2)  # a second replica that is not there does not confirm
 
 
 def test_a_promoted_replica_stops_the_request_and_says_why(
     primary_and_replica: tuple[redis.Redis, redis.Redis],
 ) -> None:
     primary, replica = primary_and_replica
-    lease = Lease(primary, "job-1", seconds=30)
-    assert lease.acquire()
+    lease = held(primary)
     replica.replicaof("NO", "ONE")  # the first step of a failover: the old primary is alone
     with pytest.raises(NotReplicated, match=r"Redis is failing over.*nothing was sent"):
-        lease.renew_confirmed(1)
+        lease.renew(1)
     assert isinstance(NotReplicated(), redis.ConnectionError)  # ridden out like an outage
     assert pickle.loads(pickle.dumps(NotReplicated())).args == NotReplicated().args
 
@@ -64,21 +68,19 @@ def test_a_lease_taken_over_is_reported_lost_and_stays_lost(
     primary_and_replica: tuple[redis.Redis, redis.Redis],
 ) -> None:
     primary, _ = primary_and_replica
-    lease = Lease(primary, "job-1", seconds=30)
-    assert lease.acquire()
+    lease = held(primary)
     primary.set(lease.name, "another-worker")
-    assert not lease.renew_confirmed(1)
+    assert not lease.renew(1)
     assert lease.lost
     primary.set(lease.name, lease.owner)  # lost once is lost: the heartbeat said so
-    assert not lease.renew_confirmed(1)
-    assert not Lease(primary, "job-2", seconds=30).renew_confirmed(1)  # never acquired
+    assert not lease.renew(1)
+    assert not Lease(primary, "job-2", seconds=30).renew(1)  # never acquired
 
 
 def test_without_sentinel_there_is_nothing_to_confirm(real_redis: redis.Redis) -> None:
     assert point_at_primary(real_redis) == 0
-    lease = Lease(real_redis, "job-1", seconds=30)
-    assert lease.acquire()
-    assert lease.renew_confirmed(0)  # a plain renewal: no WAIT on a server without replicas
+    lease = held(real_redis)
+    assert lease.renew(0)  # a plain renewal: no WAIT on a server without replicas
 
 
 def _replica(flags: str = "slave", link: str = "ok", role: str = "slave") -> dict[str, object]:

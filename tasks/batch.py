@@ -24,10 +24,9 @@ from config.accounts import DEFAULT as DEFAULT_ACCOUNT
 from tasks.jobstream import Job, fingerprint
 from tasks.kind import JobKind
 from tasks.validation import Problem, Problems
-from worker import jobstore, keys
+from worker import failover, jobstore, keys
 from worker.errors import CtqError
 from worker.messages import MessageBuilder
-from worker.scripts import async_script, script
 
 CHUNK = 100  # jobs written to the staging area at a time (10,000 leads for comments)
 STAGING_TTL = 900  # seconds a staging area outlives its last chunk
@@ -270,26 +269,34 @@ class Batch:
         call = self.at_once()
         if call is None:
             return self.answer
+        replicas = await failover.point_at_primary_async(client)
         with self._reply_may_be_lost():
-            reply = await async_script(client, "commit_batch")(keys=call.keys, args=call.args)
+            reply = await failover.run_confirmed_async(
+                client, "commit_batch", call.keys, call.args, replicas
+            )
         return self.settle(reply)
 
     def _run(self, call: Commit) -> Enqueued:
+        replicas = failover.point_at_primary(self.client)
         with self._reply_may_be_lost():
-            reply = script(self.client, "commit_batch")(keys=call.keys, args=call.args)
+            reply = failover.run_confirmed(
+                self.client, "commit_batch", call.keys, call.args, replicas
+            )
         return self.settle(reply)
 
     @contextlib.contextmanager
     def _reply_may_be_lost(self) -> Iterator[None]:
-        """A connection that broke during the commit leaves it unknown whether it ran."""
+        """A connection that broke during the commit leaves it unknown whether it ran; so
+        does a commit its replicas did not confirm (Sentinel: it may be lost in a failover)."""
         try:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise CommitUncertain(self.id) from exc
 
     def confirm(self) -> Enqueued | None:
-        """After a lost reply: the job ids if the commit ran, None if it did not."""
-        receipt: str | None = self.client.get(keys.batch_receipt(self.id))  # type: ignore[assignment]
+        """After a lost reply: the job ids if the commit ran, None if it did not (read on the
+        primary the sentinels name now: a receipt on a primary being replaced does not count)."""
+        receipt = failover.confirmed_read(self.client, keys.batch_receipt(self.id), RECEIPT_TTL)
         return None if receipt is None else self.settle(receipt.split(" "))
 
     def settle(self, reply: list[Any]) -> Enqueued:

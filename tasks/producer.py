@@ -33,6 +33,7 @@ from tasks.staging import LeadStaging
 from tasks.validation import Problems, json_lines, split_lines, validate
 from worker import delays, jobstore, keys
 from worker.errors import RedisUnavailable
+from worker.failover import NotReplicated
 from worker.messages import MessageBuilder
 from worker.outage import TRANSIENT, ride_out
 from worker.redis_conn import connect, redis_url
@@ -61,6 +62,8 @@ def unavailable(exc: Exception, nothing_was: str = "enqueued") -> QueueUnavailab
             f"Redis is read-only, a replica ({exc}): a failover under way, or REDIS_URL names "
             f"a replica; nothing was {nothing_was}"
         )
+    if isinstance(exc, NotReplicated):
+        return QueueUnavailable(f"{exc}; nothing was {nothing_was}")
     return QueueUnavailable(f"Redis is unreachable ({exc}); nothing was {nothing_was}")
 
 

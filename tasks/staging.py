@@ -15,11 +15,10 @@ from typing import Any
 import redis
 
 from config.accounts import DEFAULT as DEFAULT_ACCOUNT
-from tasks.batch import STAGING_TTL, StagingExpired
+from tasks.batch import RECEIPT_TTL, STAGING_TTL, StagingExpired
 from tasks.models import CommentLead
 from tasks.validation import Problems, valid_items
-from worker import keys
-from worker.scripts import script
+from worker import failover, keys
 
 LEADS_CHUNK = 1000  # leads pushed at a time
 
@@ -31,7 +30,9 @@ class LeadStaging:
         self, client: redis.Redis, ttl: int = STAGING_TTL, account: str = DEFAULT_ACCOUNT
     ) -> None:
         self.client, self.ttl = client, ttl
-        self.key = keys.staging_comments(uuid.uuid4().hex)
+        staging_id = uuid.uuid4().hex
+        self.key = keys.staging_comments(staging_id)
+        self.receipt = keys.staging_receipt(staging_id)
         self.target = keys.staged_comments(account)
         self.pushed = 0
 
@@ -60,16 +61,24 @@ class LeadStaging:
         """Put every pushed lead on the nightly staging list; how many are staged now."""
         if not self.pushed:
             return int(self.client.llen(self.target))
+        replicas = failover.point_at_primary(self.client)
         staged = int(
-            script(self.client, "move_staged")(keys=[self.key, self.target], args=[self.pushed])
+            failover.run_confirmed(
+                self.client,
+                "move_staged",
+                [self.key, self.target, self.receipt],
+                [self.pushed, RECEIPT_TTL],
+                replicas,
+            )
         )
         if staged < 0:
             raise StagingExpired(f"the validated leads expired (the input paused > {self.ttl} s)")
         return staged
 
     def moved(self) -> bool:
-        """After a lost reply: did the move run? (This producer's list is gone then.)"""
-        return not self.client.exists(self.key)
+        """After a lost reply: did the move run? Its receipt says, read on the primary the
+        sentinels name now (one on a primary being replaced does not count)."""
+        return failover.confirmed_read(self.client, self.receipt, RECEIPT_TTL) is not None
 
     def discard(self) -> None:
         self.client.unlink(self.key)

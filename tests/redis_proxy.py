@@ -54,7 +54,7 @@ class RedisProxy:
                 self.lose_reply_to = None
                 muted.set()  # the reply to this command never reaches the client
                 upstream.sendall(data)
-                time.sleep(0.3)  # Redis runs it meanwhile
+                _forward_for(0.3, client, upstream)  # its tail, if it came in parts; Redis runs it
                 self.refusing = self.refuse_after_loss
                 _close(client, upstream)
                 return
@@ -74,6 +74,19 @@ class RedisProxy:
         self.listener.close()
         for sock in self._sockets:
             _close(sock)
+
+
+def _forward_for(seconds: float, client: socket.socket, upstream: socket.socket) -> None:
+    """Pass on what the client sends for ``seconds``: the rest of a long command."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        client.settimeout(left)
+        try:
+            data = client.recv(65536)
+        except OSError:  # the time is up (a timeout is one), or the client went
+            return
+        if not data or not _send(upstream, data):
+            return
 
 
 def _recv(sock: socket.socket) -> bytes:

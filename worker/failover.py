@@ -1,5 +1,6 @@
-"""Sending while Redis fails over (Sentinel only): a request leaves only after its job's lease
-is on the primary that survives.
+"""Sending and enqueuing while Redis fails over (Sentinel only): a request leaves only after
+its job's lease is on the primary that survives, and an enqueue is answered "accepted" only
+after its jobs are.
 
 In a failover the old primary keeps answering as a primary until the sentinels demote it:
 about ten seconds after ``SENTINEL FAILOVER`` (they notice on their next round of INFO), and
@@ -19,24 +20,39 @@ The price: a few sentinel round trips before each request, and a replica that la
 ``REPLICA_CONFIRM_MS`` holds the requests (the job tries again until its time budget ends,
 then its message is queued again), as a failover would.
 
+An enqueue is fenced the same way (``run_confirmed``, ``tasks.batch``): the commit and a
+``WAIT`` on one connection. Unconfirmed, the commit may be thrown away with the old primary's
+writes, so its producer asks again, on the primary the sentinels name by then, whether its
+receipt is there (``confirmed_read``): the jobs are enqueued, or nothing is.
+
 What remains: a promotion while a request is in flight (its answer is then recorded on the
 old primary and lost) can still send that one request twice."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis
+import redis.asyncio
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.sentinel import SentinelConnectionPool
+
+from worker.scripts import async_script, refusals_raised, script
 
 # How long the replicas have to confirm the lease: on a healthy link they answer in about a
 # round trip.
 REPLICA_CONFIRM_MS = 500
+UNCONFIRMED_WRITE = (
+    f"the replicas did not confirm the write within {REPLICA_CONFIRM_MS} ms (Redis is "
+    "failing over, or a replica lags)"
+)
 
 
 class NotReplicated(redis.ConnectionError):
-    """The replicas did not confirm the lease: Redis is failing over, or a replica lags (a
-    transient Redis error: the job tries again on whichever server is the primary by then)."""
+    """The replicas did not confirm a write (a job's lease, an enqueue): Redis is failing
+    over, or a replica lags (a transient Redis error: tried again on whichever server is the
+    primary by then)."""
 
     def __init__(
         self,
@@ -64,6 +80,79 @@ def point_at_primary(client: redis.Redis) -> int:
             continue
         return sum(map(_following, replicas))
     raise redis.ConnectionError("no sentinel named the replicas of the primary")
+
+
+async def point_at_primary_async(client: redis.asyncio.Redis) -> int:
+    """``point_at_primary`` for a redis.asyncio client."""
+    pool = client.connection_pool
+    if not isinstance(pool, AsyncSentinelConnectionPool):
+        return 0
+    await pool.get_master_address()  # type: ignore[no-untyped-call]
+    for sentinel in list(pool.sentinel_manager.sentinels):
+        try:
+            replicas = await sentinel.sentinel_slaves(pool.service_name)
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            continue
+        return sum(map(_following, replicas))
+    raise redis.ConnectionError("no sentinel named the replicas of the primary")
+
+
+def confirmed(replies: list[Any], replicas: int) -> tuple[list[Any], bool]:
+    """A pipeline's replies without its last, ``WAIT``'s; whether ``replicas`` confirmed."""
+    *mine, count = replies
+    return mine, int(count) >= replicas
+
+
+def run_confirmed(
+    client: redis.Redis, name: str, keys: Sequence[str], args: Sequence[Any], replicas: int
+) -> Any:
+    """Run the script ``name``; with ``replicas`` > 0 they must all confirm its writes, or it
+    raises ``NotReplicated`` (the writes may be lost with a primary that is being replaced)."""
+    if replicas <= 0:
+        return script(client, name)(keys=keys, args=args)
+    with client.pipeline(transaction=False) as pipe:
+        script(client, name)(keys=keys, args=args, client=pipe)
+        pipe.wait(replicas, REPLICA_CONFIRM_MS)
+        with refusals_raised():
+            (reply,), ok = confirmed(pipe.execute(), replicas)
+    if not ok:
+        raise NotReplicated(UNCONFIRMED_WRITE)
+    return reply
+
+
+async def run_confirmed_async(
+    client: redis.asyncio.Redis,
+    name: str,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    replicas: int,
+) -> Any:
+    """``run_confirmed`` for a redis.asyncio client."""
+    if replicas <= 0:
+        return await async_script(client, name)(keys=keys, args=args)
+    async with client.pipeline(transaction=False) as pipe:
+        await async_script(client, name)(keys=keys, args=args, client=pipe)
+        pipe.wait(replicas, REPLICA_CONFIRM_MS)
+        with refusals_raised():
+            (reply,), ok = confirmed(await pipe.execute(), replicas)
+    if not ok:
+        raise NotReplicated(UNCONFIRMED_WRITE)
+    return reply
+
+
+def confirmed_read(client: redis.Redis, key: str, ttl: int) -> str | None:
+    """``key``'s value, read on the primary the sentinels name now. A value found there but
+    not confirmed by its replicas (renewing its ``ttl`` is the write ``WAIT`` counts) may be
+    on an old primary that is being replaced: ``NotReplicated``. None: there is none."""
+    replicas = point_at_primary(client)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.get(key)
+        pipe.expire(key, ttl)
+        pipe.wait(replicas, REPLICA_CONFIRM_MS)
+        (value, _), ok = confirmed(pipe.execute(), replicas)
+    if value is not None and not ok:
+        raise NotReplicated(UNCONFIRMED_WRITE)
+    return None if value is None else str(value)
 
 
 def _following(replica: dict[str, Any]) -> bool:

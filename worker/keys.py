@@ -209,3 +209,8 @@ def staging_comments(batch_id: str) -> str:
     """List of the leads (JSON) one ``stage_comments`` call has validated so far; moved onto
     ``STAGED_COMMENTS`` in one step when the whole input is valid. Expires."""
     return f"{PREFIX}:staging:comment:{batch_id}"
+
+
+def staging_receipt(staging_id: str) -> str:
+    """String set when the leads of ``staging_comments(staging_id)`` were moved. Expires."""
+    return f"{PREFIX}:staged:receipt:{staging_id}"

@@ -16,7 +16,7 @@ import redis
 from redis.exceptions import LockError
 
 from worker import keys
-from worker.failover import REPLICA_CONFIRM_MS, NotReplicated
+from worker.failover import REPLICA_CONFIRM_MS, NotReplicated, confirmed
 
 
 class Lease:
@@ -52,11 +52,11 @@ class Lease:
             timeout_ms = int(float(self._lock.timeout or 0) * 1000)
             self._lock.lua_reacquire(keys=[self.name], args=[token, timeout_ms], client=pipe)
             pipe.wait(replicas, REPLICA_CONFIRM_MS)
-            owned, confirmed = pipe.execute()
+            (owned,), ok = confirmed(pipe.execute(), replicas)
         if not owned:
             self.lost = True
             return False
-        if int(confirmed) < replicas:
+        if not ok:
             raise NotReplicated
         return True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,11 +23,17 @@ def _source(name: str) -> str:
     return (resources.files("worker") / "lua" / f"{name}.lua").read_text()
 
 
-def _refusal(exc: redis.ResponseError) -> Exception | None:
-    for quoted, refusal in _REFUSALS:
-        if quoted in str(exc) and not isinstance(exc, refusal):
-            return refusal(str(exc))
-    return None
+@contextlib.contextmanager
+def refusals_raised() -> Iterator[None]:
+    """Raise a refusal a script's error only quotes as the refusal itself (around a script's
+    call, or around the pipeline that ran it)."""
+    try:
+        yield
+    except redis.ResponseError as exc:
+        for quoted, refusal in _REFUSALS:
+            if quoted in str(exc) and not isinstance(exc, refusal):
+                raise refusal(str(exc)) from exc
+        raise
 
 
 class RefusalAwareScript(Script):
@@ -33,26 +41,16 @@ class RefusalAwareScript(Script):
     Redis version, so callers wait them out like the same refusal of a plain command."""
 
     def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
-        try:
+        with refusals_raised():
             return super().__call__(keys, args, client)
-        except redis.ResponseError as exc:
-            refusal = _refusal(exc)
-            if refusal is not None:
-                raise refusal from exc
-            raise
 
 
 class RefusalAwareAsyncScript(AsyncScript):
     """``RefusalAwareScript`` for redis.asyncio."""
 
     async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
-        try:
+        with refusals_raised():
             return await super().__call__(keys, args, client)
-        except redis.ResponseError as exc:
-            refusal = _refusal(exc)
-            if refusal is not None:
-                raise refusal from exc
-            raise
 
 
 def script(client: redis.Redis, name: str) -> Script:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,7 +22,11 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 
+from config import Settings
+from tasks.producer import Producer, QueueUnavailable
+from tests.api_process import ApiProcess
 from tests.conftest import RunningSandbox, env_for
 from tests.helpers import (
     RedisServer,
@@ -37,6 +42,7 @@ from worker import jobstore, keys
 pytestmark = pytest.mark.integration
 
 MASTER = "mymaster"
+API_KEY = "api-test-key-sentinel"
 
 
 @dataclass
@@ -153,6 +159,59 @@ def delivered_after_failover(
     return sent
 
 
+class Resender(threading.Thread):
+    """A producer that enqueues a new callback every 0.2 s until stopped and, like any client
+    told "not enqueued" or left without an answer, sends the same one again (same
+    idempotency key) until it is accepted: the phones accepted, and the refusals it heard."""
+
+    def __init__(self, enqueue: Callable[[str], None], first_phone: int) -> None:
+        super().__init__(daemon=True)
+        self.enqueue, self.next_phone = enqueue, first_phone
+        self.accepted: list[str] = []
+        self.refusals: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            phone = str(self.next_phone)
+            try:
+                self.enqueue(phone)
+            except Exception as exc:  # a refusal, reported by the test
+                self.refusals.append(str(exc))
+                continue
+            self.accepted.append(phone)
+            self.next_phone += 1
+
+    def finish(self) -> list[str]:
+        self.stop.set()
+        self.join(30)
+        return self.accepted
+
+
+def python_producer(producer: Producer) -> Callable[[str], None]:
+    def enqueue(phone: str) -> None:
+        try:
+            producer.callback({"routeKey": "rk", "phone": phone}, idempotency_key=phone)
+        except QueueUnavailable as refused:
+            raise RuntimeError(f"python: {refused}") from refused
+
+    return enqueue
+
+
+def http_producer(api: ApiProcess) -> Callable[[str], None]:
+    def enqueue(phone: str) -> None:
+        answer = requests.post(
+            f"{api.url}/v1/jobs/callback",
+            json={"routeKey": "rk", "phone": phone},
+            headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": phone},
+            timeout=30,
+        )
+        if answer.status_code != 202:
+            raise RuntimeError(f"http {answer.status_code}: {answer.text}")
+
+    return enqueue
+
+
 def lost_and_twice(phones: list[str], sent: Counter[str]) -> tuple[list[str], int]:
     """The phones never sent, and how many sends were repeats."""
     return [p for p in phones if p not in sent], sum(n - 1 for n in sent.values() if n > 1)
@@ -190,11 +249,24 @@ def test_work_continues_when_a_planned_failover_demotes_the_primary_under_the_wo
     start_sandbox: Callable[..., RunningSandbox],
     start_worker: StartWorker,
     start_beat: Callable[..., Any],
+    start_api: Callable[..., ApiProcess],
     tmp_path: Path,
 ) -> None:
     sandbox, env, workers, phones = callbacks_under_way(
         sentinel_group, start_sandbox, start_worker, start_beat, tmp_path
     )
+    # Producers that stay connected through the failover: `ctq serve` and a Python producer.
+    api = start_api({**env, "CTQ_API_KEYS": API_KEY})
+    python = Producer(
+        Settings(_env_file=None, REDIS_URL=env["REDIS_URL"], CTQ_DATA_DIR=env["CTQ_DATA_DIR"])
+    )
+    producers = [
+        Resender(http_producer(api), first_phone=79_990_700_000),
+        Resender(python_producer(python), first_phone=79_990_800_000),
+    ]
+    for producer in producers:
+        producer.start()
+    time.sleep(1)
 
     old = redis.Redis(port=sentinel_group.primary.port)
     assert redis.Redis(port=sentinel_group.ports[0]).execute_command("SENTINEL FAILOVER", MASTER)
@@ -206,18 +278,28 @@ def test_work_continues_when_a_planned_failover_demotes_the_primary_under_the_wo
     split = time.monotonic() - promoted
     with pytest.raises(redis.ReadOnlyError):
         old.set("ctq:test:write", "1")
+    time.sleep(1)
+    accepted = [producer.finish() for producer in producers]
+    python.close()
+    refusals = [refusal for producer in producers for refusal in producer.refusals]
 
     sent = delivered_after_failover(sandbox, env, sentinel_group.current_primary(), tmp_path)
     assert all(worker.process.poll() is None for worker in workers)
-    lost, twice = lost_and_twice(phones, sent)
+    lost, twice = lost_and_twice(phones + accepted[0] + accepted[1], sent)
+    print(
+        f"\nplanned failover: the old primary took writes for {split:.1f} s after the "
+        f"promotion; of 100 callbacks enqueued before it, and {len(accepted[0])} (http) and "
+        f"{len(accepted[1])} (python) accepted during it, {len(lost)} were lost and {twice} "
+        f"sent twice; {len(refusals)} enqueues refused:"
+    )
+    for refusal in sorted(set(refusals)):
+        print(f"  {refusal[:300]}")
     # Unfenced, every job sent during the ten seconds the old primary still took writes was
-    # sent again (70 of 100 here). A request in flight at the very moment of the promotion
-    # can still be (worker.failover): one.
+    # sent again (70 of 100 here), and the producers lost about 50 of the 60 callbacks each
+    # was told were accepted. A request in flight at the very moment of the promotion can
+    # still be sent twice (worker.failover): one.
     assert split > 2, "the old primary was demoted at once: nothing was tested"
     assert twice <= 1, f"{twice} callbacks sent twice"
     assert not lost
-    print(
-        f"\nplanned failover: the old primary took writes for {split:.1f} s after the "
-        f"promotion; of 100 callbacks enqueued before it, {len(lost)} were lost and "
-        f"{twice} sent twice"
-    )
+    # An enqueue refused was refused as "not enqueued", with the reason; sent again, it went.
+    assert all(refusal.startswith(("http 503", "python: ")) for refusal in refusals)

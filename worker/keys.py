@@ -89,7 +89,8 @@ def limiter(egress_ip: str, host: str) -> str:
     (resume time after a 429), ``:waiting:<lane>`` zset of waiters, ``:stats`` hash (429s),
     ``:rtt`` and ``:margin`` (the learned margin), ``:served:<lane>`` hash of the accounts'
     virtual times and ``:turns:<lane>`` zset of the accounts waiting for a turn (fair share),
-    ``:realtime-recent`` (lives a while after a realtime booking: bulk leaves room),
+    ``:realtime-recent-permits`` zset of the realtime permits of the last seconds (bulk
+    leaves room for more),
     ``:giving-way`` zset of bulk jobs stepping aside for waiting callbacks, ``:used:<minute>``
     (``permits_used``)."""
     return f"{PREFIX}:limiter:{egress_ip}:{host}"

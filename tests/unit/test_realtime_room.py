@@ -1,6 +1,7 @@
 """Callbacks during a bulk backlog (acquire.lua): a callback takes the room left in the window
 instead of the next paced slot, and for a while after one, bulk leaves a permit of every
-window free. Run on a fake clock: fakeredis reads ``time.time`` for TIME and expiry."""
+window free, more while callbacks come in numbers. Run on a fake clock: fakeredis reads
+``time.time`` for TIME and expiry."""
 
 from __future__ import annotations
 
@@ -101,6 +102,26 @@ def test_after_a_callback_bulk_leaves_room_so_the_next_ones_go_at_once(
     # Bulk took all 5 permits of a window before the first callback, 4 after it.
     assert more_than(4, [s for s in bulk if s / 1e6 < start + 3])
     assert not more_than(4, [s for s in bulk if s / 1e6 > start + 3])
+
+
+def test_while_callbacks_come_in_numbers_bulk_leaves_them_more_room(
+    fake_redis: fakeredis.FakeRedis, clock: Clock
+) -> None:
+    start = clock.now
+    limiter = make_limiter(fake_redis, reserve=5)
+    every_600_ms = [2 + 0.6 * n for n in range(20)]  # 1.7 callbacks a window, for 12 s
+    bulk, waits = run(limiter, clock, every_600_ms, until=20)
+    callbacks = [int((start + arrived) * 1e6) + wait for arrived, wait in waits.items()]
+
+    def in_window_before(slot: int) -> int:
+        return sum(slot - KEEP_US < other <= slot for other in bulk + callbacks)
+
+    # One permit free, plus the 1.7 (rounded: 2) callbacks a window saw over the last 5 s:
+    # a bulk permit is booked only into a window with 3 free, and every callback goes at once.
+    during = [s for s in bulk if start + 7 <= s / 1e6 < start + 13]
+    assert during and all(in_window_before(slot) <= 2 for slot in during)
+    assert all(wait == 0 for arrived, wait in waits.items() if arrived >= 7)
+    assert more_than(4, [s for s in bulk if s / 1e6 >= start + 19])  # the whole rate back
 
 
 def test_five_seconds_after_the_last_callback_bulk_has_the_whole_rate_back(

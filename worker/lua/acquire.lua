@@ -5,9 +5,11 @@
 -- the workers' clocks say. A new permit goes after the newest one and at least `keep` after
 -- the limit-th newest. Bulk permits are also paced `keep / room` apart; realtime permits only
 -- a quarter interval apart, so a callback takes room left in the window at once instead of
--- the next paced slot. For `reserve_for` after a realtime booking (while KEYS[9] lives), a
--- bulk booking leaves `reserve` permits of every window free (room = limit - reserve): the
--- next callback finds one, at a cost of 1 / limit of the bulk rate meanwhile.
+-- the next paced slot. For `reserve_for` after a realtime booking, a bulk booking leaves
+-- `reserve` permits of every window free, plus as many as a window saw realtime permits on
+-- average over the last `reserve_for` (rounded; room = limit - reserved, at least 1): the
+-- next callback finds one at once even when callbacks come in numbers, and bulk keeps all
+-- but one permit while they come now and then.
 -- The margin is the one the workers learn together (observe.lua), `floor` until it is known.
 -- A lane may book at most `horizon` ahead (bulk: a few ms, a slot that is free now or about
 -- to be); beyond that it is told to come back `horizon` before the slot, so a realtime job
@@ -19,7 +21,7 @@
 -- KEYS[6] margin hash   KEYS[7] virtual times of the lane (hash, fair share: account -> the
 -- finish of its last permit, '@virtual' -> the start of the last permit booked)
 -- KEYS[8] the lane's accounts with a job waiting (zset: account -> lapses at, µs)
--- KEYS[9] realtime-recent string (lives `reserve_for` after the last realtime booking)
+-- KEYS[9] recent realtime permits (zset: member -> slot, kept `reserve_for` after it)
 -- KEYS[10..] the realtime queues (kombu's lists, one per account)
 -- A bulk job (`yield` = 1) books nothing while realtime messages wait in their queues: every
 -- worker process is busy then, and the bulk job gives its process to the callback.
@@ -67,8 +69,12 @@ if yield == 1 then
 end
 
 local room = limit
-if not realtime and reserve > 0 and redis.call('EXISTS', KEYS[9]) == 1 then
-  room = math.max(1, limit - reserve)
+if not realtime and reserve > 0 and reserve_for > 0 then
+  local recent = redis.call('ZCOUNT', KEYS[9], now - reserve_for, '+inf')
+  if recent > 0 then
+    local reserved = reserve + math.floor(recent * keep / reserve_for + 0.5)
+    room = math.max(1, limit - reserved)
+  end
 end
 local gap = realtime and math.ceil(interval / 4) or math.ceil(keep / room)
 local slot = now
@@ -153,7 +159,9 @@ if fair == 1 then
 end
 
 if realtime and reserve_for > 0 then
-  redis.call('SET', KEYS[9], slot, 'PX', math.ceil((slot - now + reserve_for) / 1000))
+  redis.call('ZADD', KEYS[9], slot, member)
+  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - reserve_for)
+  redis.call('PEXPIRE', KEYS[9], math.ceil((slot - now + reserve_for) / 1000))
 end
 
 -- Trimmed on every booking, so an idle limiter keeps at most `limit` entries: no expiry.

@@ -44,6 +44,12 @@ class StagingExpired(CtqError):
     """The staging area expired before the commit (the input was read too slowly)."""
 
 
+def committed(reply: list[Any]) -> bool:
+    """Whether ``commit_batch`` wrote anything: not when it refused (a key taken for another
+    body, the staging area gone)."""
+    return str(reply[0]) not in ("conflict", "missing")
+
+
 class CommitUncertain(Exception):
     """The connection broke while Redis ran (or not) the commit."""
 
@@ -272,7 +278,7 @@ class Batch:
         replicas = await failover.point_at_primary_async(client)
         with self._reply_may_be_lost():
             reply = await failover.run_confirmed_async(
-                client, "commit_batch", call.keys, call.args, replicas
+                client, "commit_batch", call.keys, call.args, replicas, committed
             )
         return self.settle(reply)
 
@@ -280,7 +286,7 @@ class Batch:
         replicas = failover.point_at_primary(self.client)
         with self._reply_may_be_lost():
             reply = failover.run_confirmed(
-                self.client, "commit_batch", call.keys, call.args, replicas
+                self.client, "commit_batch", call.keys, call.args, replicas, committed
             )
         return self.settle(reply)
 
@@ -304,7 +310,8 @@ class Batch:
         reply = [str(part) for part in reply]
         if reply[0] == "missing":
             raise StagingExpired(
-                f"the staged jobs expired (the input paused for more than {self.ttl} s)"
+                f"the staged jobs are gone: they expired (the input paused for more than "
+                f"{self.ttl} s), or Redis failed over meanwhile"
             )
         if reply[0] == "conflict":
             for pos, key, owner in zip(reply[1::3], reply[2::3], reply[3::3], strict=True):

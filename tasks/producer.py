@@ -319,10 +319,10 @@ class Producer:
             ran = ride_out(batch.confirm, within=CONFIRM_SECONDS, what="confirming an enqueue")
         except UNAVAILABLE:
             raise QueueUnavailable(
-                f"Redis went away while committing {len(batch.answer)} job(s) ({cause}) "
-                "and could not be asked whether they were enqueued. Running the same input "
-                "again is safe: jobs already enqueued are recognised by their idempotency keys "
-                "and not enqueued twice"
+                f"Redis went away or failed over while committing {len(batch.answer)} job(s) "
+                f"({cause}) and could not be asked whether they were enqueued. Running the same "
+                "input again is safe: jobs already enqueued are recognised by their idempotency "
+                "keys and not enqueued twice"
             ) from cause
         if ran is None:
             discard_quietly(batch.discard)
@@ -397,9 +397,9 @@ class Producer:
                 moved = ride_out(staging.moved, within=CONFIRM_SECONDS, what="confirming a staging")
             except UNAVAILABLE:
                 raise QueueUnavailable(
-                    f"Redis went away while staging {staging.pushed} lead(s) ({exc}) and could "
-                    "not be asked whether they were staged: see `ctq status` (staged leads) "
-                    "before staging them again"
+                    f"Redis went away or failed over while staging {staging.pushed} lead(s) "
+                    f"({exc}) and could not be asked whether they were staged: see `ctq status` "
+                    "(staged leads) before staging them again"
                 ) from exc
             if moved:
                 return int(self.redis.llen(staging.target))

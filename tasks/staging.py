@@ -69,10 +69,14 @@ class LeadStaging:
                 [self.key, self.target, self.receipt],
                 [self.pushed, RECEIPT_TTL],
                 replicas,
+                wrote=lambda staged: int(staged) >= 0,  # -1: the list expired, nothing moved
             )
         )
         if staged < 0:
-            raise StagingExpired(f"the validated leads expired (the input paused > {self.ttl} s)")
+            raise StagingExpired(
+                f"the validated leads are gone: they expired (the input paused > {self.ttl} s), "
+                "or Redis failed over meanwhile"
+            )
         return staged
 
     def moved(self) -> bool:

@@ -30,7 +30,7 @@ old primary and lost) can still send that one request twice."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -98,24 +98,39 @@ async def point_at_primary_async(client: redis.asyncio.Redis) -> int:
 
 
 def confirmed(replies: list[Any], replicas: int) -> tuple[list[Any], bool]:
-    """A pipeline's replies without its last, ``WAIT``'s; whether ``replicas`` confirmed."""
+    """A pipeline's replies without its last, ``WAIT``'s; whether ``replicas`` confirmed. An
+    error among the replies (``execute(raise_on_error=False)``) is raised as it came, not
+    as the pipeline words it, which quotes the command."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            with refusals_raised():
+                raise reply
     *mine, count = replies
     return mine, int(count) >= replicas
 
 
+def _writes(reply: Any) -> bool:
+    return True
+
+
 def run_confirmed(
-    client: redis.Redis, name: str, keys: Sequence[str], args: Sequence[Any], replicas: int
+    client: redis.Redis,
+    name: str,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    replicas: int,
+    wrote: Callable[[Any], bool] = _writes,
 ) -> Any:
     """Run the script ``name``; with ``replicas`` > 0 they must all confirm its writes, or it
-    raises ``NotReplicated`` (the writes may be lost with a primary that is being replaced)."""
+    raises ``NotReplicated`` (the writes may be lost with a primary that is being replaced).
+    A reply ``wrote`` says wrote nothing (a refusal) needs no confirmation."""
     if replicas <= 0:
         return script(client, name)(keys=keys, args=args)
     with client.pipeline(transaction=False) as pipe:
         script(client, name)(keys=keys, args=args, client=pipe)
         pipe.wait(replicas, REPLICA_CONFIRM_MS)
-        with refusals_raised():
-            (reply,), ok = confirmed(pipe.execute(), replicas)
-    if not ok:
+        (reply,), ok = confirmed(pipe.execute(raise_on_error=False), replicas)
+    if not ok and wrote(reply):
         raise NotReplicated(UNCONFIRMED_WRITE)
     return reply
 
@@ -126,6 +141,7 @@ async def run_confirmed_async(
     keys: Sequence[str],
     args: Sequence[Any],
     replicas: int,
+    wrote: Callable[[Any], bool] = _writes,
 ) -> Any:
     """``run_confirmed`` for a redis.asyncio client."""
     if replicas <= 0:
@@ -133,9 +149,8 @@ async def run_confirmed_async(
     async with client.pipeline(transaction=False) as pipe:
         await async_script(client, name)(keys=keys, args=args, client=pipe)
         pipe.wait(replicas, REPLICA_CONFIRM_MS)
-        with refusals_raised():
-            (reply,), ok = confirmed(await pipe.execute(), replicas)
-    if not ok:
+        (reply,), ok = confirmed(await pipe.execute(raise_on_error=False), replicas)
+    if not ok and wrote(reply):
         raise NotReplicated(UNCONFIRMED_WRITE)
     return reply
 

@@ -16,7 +16,7 @@ import redis.asyncio
 from config import Settings
 from tasks import producer as producer_module
 from tasks.producer import Producer, QueueUnavailable
-from tasks.validation import Problems
+from tasks.validation import JobValidationError, Problems
 from tests.helpers import RedisServer, free_port, wait_for
 from worker import failover, jobstore, keys
 from worker.failover import NotReplicated, point_at_primary
@@ -183,8 +183,20 @@ def test_a_script_refused_in_the_fenced_pipeline_is_the_refusal(
     primary_and_replica: tuple[redis.Redis, redis.Redis],
 ) -> None:
     _, replica = primary_and_replica
-    with pytest.raises(redis.ReadOnlyError):  # ridden out like any failover refusal
+    with pytest.raises(redis.ReadOnlyError) as refused:  # ridden out like any failover refusal
         failover.run_confirmed(replica, "pause", ["p", "s", "m"], [1000, 0, 1000], replicas=1)
+    assert "pipeline" not in str(refused.value)  # Redis's words, not the command's
+
+
+def test_a_refused_enqueue_is_the_refusal_even_when_no_replica_confirms(
+    primary_and_replica: tuple[redis.Redis, redis.Redis], fenced_producer: Producer
+) -> None:
+    _, replica = primary_and_replica
+    fenced_producer.callback(CALLBACK, idempotency_key="order-1")
+    replica.replicaof("NO", "ONE")
+    # The commit wrote nothing: there is nothing a failover could lose, only the conflict.
+    with pytest.raises(JobValidationError, match="order-1"):
+        fenced_producer.callback({**CALLBACK, "phone": "79991234568"}, idempotency_key="order-1")
 
 
 def _replica(flags: str = "slave", link: str = "ok", role: str = "slave") -> dict[str, object]:

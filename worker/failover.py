@@ -113,6 +113,15 @@ def _writes(reply: Any) -> bool:
     return True
 
 
+def _script_reply(replies: list[Any], replicas: int, wrote: Callable[[Any], bool]) -> Any:
+    """The script's reply from a fenced pipeline (script, ``WAIT``); ``NotReplicated`` if it
+    wrote and the replicas did not confirm."""
+    (reply,), ok = confirmed(replies, replicas)
+    if not ok and wrote(reply):
+        raise NotReplicated(UNCONFIRMED_WRITE)
+    return reply
+
+
 def run_confirmed(
     client: redis.Redis,
     name: str,
@@ -129,10 +138,7 @@ def run_confirmed(
     with client.pipeline(transaction=False) as pipe:
         script(client, name)(keys=keys, args=args, client=pipe)
         pipe.wait(replicas, REPLICA_CONFIRM_MS)
-        (reply,), ok = confirmed(pipe.execute(raise_on_error=False), replicas)
-    if not ok and wrote(reply):
-        raise NotReplicated(UNCONFIRMED_WRITE)
-    return reply
+        return _script_reply(pipe.execute(raise_on_error=False), replicas, wrote)
 
 
 async def run_confirmed_async(
@@ -149,10 +155,7 @@ async def run_confirmed_async(
     async with client.pipeline(transaction=False) as pipe:
         await async_script(client, name)(keys=keys, args=args, client=pipe)
         pipe.wait(replicas, REPLICA_CONFIRM_MS)
-        (reply,), ok = confirmed(await pipe.execute(raise_on_error=False), replicas)
-    if not ok and wrote(reply):
-        raise NotReplicated(UNCONFIRMED_WRITE)
-    return reply
+        return _script_reply(await pipe.execute(raise_on_error=False), replicas, wrote)
 
 
 def confirmed_read(client: redis.Redis, key: str, ttl: int) -> str | None:
